@@ -1,0 +1,831 @@
+# cython: language_level=3
+"""Deep-learning layer kernels beside the convolution (core.conv), f32, nogil, OpenMP.
+
+Spatial tensors use the channel-blocked layout of :mod:`core.conv` -- ``(N, Cb, H, W, 16)``
+with zero in the channels past ``C`` -- and every kernel here keeps those padded channels at
+zero. Flat tensors are ``(N, K)`` row-major. Each function validates its arguments in Python
+(a ``TypeError``/``ValueError`` naming the argument) and then runs one nogil region.
+
+Reductions (batch-norm statistics, bias gradients, loss) run in a fixed order over fixed work
+items, so results do not depend on the thread count.
+"""
+import numpy as np
+cimport numpy as cnp
+from cython.parallel cimport prange
+from libc.math cimport exp, log, sqrt, INFINITY
+from libc.stdint cimport int32_t, int64_t, uint64_t
+from libc.string cimport memset, memcpy
+
+from core.threads cimport resolve_threads, threads_for_work
+from scipy.linalg.cython_blas cimport sgemm
+
+cnp.import_array()
+
+cdef enum:
+    VLEN = 16
+    GRAIN = 16384       # elements per thread below which a second thread is not woken
+
+MAX_POOL = 0
+AVE_POOL = 1
+
+
+# ----------------------------------------------------------------------------- argument checks
+
+cdef object _f32(object arr, str name, object shape=None, bint writable=False):
+    if not isinstance(arr, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array, got {type(arr).__name__}")
+    if arr.dtype != np.float32:
+        raise TypeError(f"{name} must be float32, got {arr.dtype}")
+    if shape is not None and arr.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {arr.shape}")
+    if not arr.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous")
+    if writable and not arr.flags.writeable:
+        raise ValueError(f"{name} must be writable")
+    return arr
+
+
+cdef object _f64(object arr, str name, object shape):
+    if not isinstance(arr, np.ndarray) or arr.dtype != np.float64 or arr.shape != tuple(shape) \
+            or not arr.flags.c_contiguous:
+        raise ValueError(f"{name} must be a C-contiguous float64 array of shape {tuple(shape)}")
+    return arr
+
+
+cdef object _blocked(object arr, str name):
+    _f32(arr, name)
+    if arr.ndim != 5 or arr.shape[4] != VLEN:
+        raise ValueError(f"{name} must be channel-blocked (N, Cb, H, W, 16), got shape {arr.shape}")
+    return arr
+
+
+cdef inline float *_fp(object arr):
+    return <float *>cnp.PyArray_DATA(<cnp.ndarray>arr)
+
+
+cdef inline double *_dp(object arr):
+    return <double *>cnp.PyArray_DATA(<cnp.ndarray>arr)
+
+
+cdef inline int _nt(object threads, int64_t work) except -1:
+    return threads_for_work(resolve_threads(threads), work, GRAIN)
+
+
+# ----------------------------------------------------------------------------- elementwise
+
+def relu_forward(x, y, float negative_slope=0.0, threads=None):
+    """``y = x`` where ``x > 0``, else ``negative_slope * x``."""
+    _f32(x, "x")
+    _f32(y, "y", x.shape, True)
+    cdef float *xp = _fp(x)
+    cdef float *yp = _fp(y)
+    cdef int64_t n = x.size, i
+    cdef int nt = _nt(threads, n)
+    with nogil:
+        for i in prange(n, schedule="static", num_threads=nt):
+            yp[i] = xp[i] if xp[i] > 0 else negative_slope * xp[i]
+    return y
+
+
+def relu_backward(x, dy, dx, float negative_slope=0.0, threads=None):
+    """``dx = dy`` where ``x > 0``, else ``negative_slope * dy``."""
+    _f32(x, "x")
+    _f32(dy, "dy", x.shape)
+    _f32(dx, "dx", x.shape, True)
+    cdef float *xp = _fp(x)
+    cdef float *dyp = _fp(dy)
+    cdef float *dxp = _fp(dx)
+    cdef int64_t n = x.size, i
+    cdef int nt = _nt(threads, n)
+    with nogil:
+        for i in prange(n, schedule="static", num_threads=nt):
+            dxp[i] = dyp[i] if xp[i] > 0 else negative_slope * dyp[i]
+    return dx
+
+
+def axpby(float alpha, x, float beta, y, threads=None):
+    """``y = alpha * x + beta * y`` (``beta == 0``: y is not read)."""
+    _f32(x, "x")
+    _f32(y, "y", x.shape, True)
+    cdef float *xp = _fp(x)
+    cdef float *yp = _fp(y)
+    cdef int64_t n = x.size, i
+    cdef int nt = _nt(threads, n)
+    with nogil:
+        if beta == 0:
+            for i in prange(n, schedule="static", num_threads=nt):
+                yp[i] = alpha * xp[i]
+        else:
+            for i in prange(n, schedule="static", num_threads=nt):
+                yp[i] = alpha * xp[i] + beta * yp[i]
+    return y
+
+
+cdef inline uint64_t _mix64(uint64_t z) noexcept nogil:
+    # splitmix64 finaliser: a counter-based generator, so a dropout mask is a pure function of
+    # (seed, sample, element) and does not depend on how the batch is split across ranks
+    z = (z ^ (z >> 30)) * <uint64_t>0xbf58476d1ce4e5b9ULL
+    z = (z ^ (z >> 27)) * <uint64_t>0x94d049bb133111ebULL
+    return z ^ (z >> 31)
+
+
+def dropout_forward(x, y, mask, float ratio, uint64_t seed, int64_t first_sample, threads=None):
+    """Inverted dropout: ``mask = (u >= ratio) / (1 - ratio)``, ``y = x * mask``.
+
+    ``u`` is uniform in [0, 1), drawn from (seed, first_sample + n, element index within the
+    sample): the same sample gets the same mask however the minibatch is sharded.
+    """
+    _f32(x, "x")
+    _f32(y, "y", x.shape, True)
+    _f32(mask, "mask", x.shape, True)
+    if not 0.0 <= ratio < 1.0:
+        raise ValueError(f"ratio must be in [0, 1), got {ratio}")
+    if x.ndim < 1 or x.shape[0] < 1:
+        raise ValueError("x must have a batch dimension")
+    cdef int64_t N = x.shape[0], per = x.size // x.shape[0], total = x.size, i
+    cdef float *xp = _fp(x)
+    cdef float *yp = _fp(y)
+    cdef float *mp = _fp(mask)
+    cdef float keep = 1.0 / (1.0 - ratio)
+    cdef uint64_t threshold = <uint64_t>(<double>ratio * 16777216.0)
+    cdef uint64_t u, sample
+    cdef int nt = _nt(threads, total)
+    with nogil:
+        for i in prange(total, schedule="static", num_threads=nt):
+            sample = <uint64_t>(first_sample + i // per)
+            u = _mix64(_mix64(seed * <uint64_t>0x9e3779b97f4a7c15ULL + sample) + <uint64_t>(i % per)) >> 40
+            mp[i] = keep if u >= threshold else 0.0
+            yp[i] = xp[i] * mp[i]
+    return y
+
+
+def multiply(a, b, out, threads=None):
+    """``out = a * b`` elementwise (dropout backward: ``dx = dy * mask``)."""
+    _f32(a, "a")
+    _f32(b, "b", a.shape)
+    _f32(out, "out", a.shape, True)
+    cdef float *ap = _fp(a)
+    cdef float *bp = _fp(b)
+    cdef float *op = _fp(out)
+    cdef int64_t n = a.size, i
+    cdef int nt = _nt(threads, n)
+    with nogil:
+        for i in prange(n, schedule="static", num_threads=nt):
+            op[i] = ap[i] * bp[i]
+    return out
+
+
+# ----------------------------------------------------------------------------- pooling
+
+def pool_output_size(int size, int kernel, int stride, int pad):
+    """Caffe's pooled extent: ceil mode, and the last window must start inside the input."""
+    if kernel < 1 or stride < 1 or pad < 0:
+        raise ValueError(f"need kernel >= 1, stride >= 1, pad >= 0 (got {kernel}, {stride}, {pad})")
+    if pad >= kernel:
+        raise ValueError(f"pad {pad} must be smaller than the pooling kernel {kernel}")
+    if size + 2 * pad < kernel:
+        raise ValueError(f"pooling kernel {kernel} does not fit an input of size {size} (pad {pad})")
+    cdef int out = (size + 2 * pad - kernel + stride - 1) // stride + 1
+    if pad > 0 and (out - 1) * stride >= size + pad:
+        out -= 1
+    return out
+
+
+ctypedef struct pool_t:
+    int N, Cb, H, W, OH, OW, kh, kw, sh, sw, ph, pw
+
+
+cdef void _maxpool_item(const pool_t *p, int64_t it, const float *x, float *y, int32_t *arg) noexcept nogil:
+    cdef const float *xi = x + it * p.H * p.W * VLEN
+    cdef float *yo = y + it * p.OH * p.OW * VLEN
+    cdef int32_t *ao = arg + it * p.OH * p.OW * VLEN
+    cdef int oh, ow, h, w, hs, ws, he, we, v
+    cdef float best[VLEN]
+    cdef int32_t where[VLEN]
+    cdef float t
+    for oh in range(p.OH):
+        hs = oh * p.sh - p.ph
+        he = hs + p.kh if hs + p.kh < p.H else p.H
+        hs = hs if hs > 0 else 0
+        for ow in range(p.OW):
+            ws = ow * p.sw - p.pw
+            we = ws + p.kw if ws + p.kw < p.W else p.W
+            ws = ws if ws > 0 else 0
+            for v in range(VLEN):
+                best[v] = -INFINITY
+                where[v] = hs * p.W + ws
+            for h in range(hs, he):
+                for w in range(ws, we):
+                    for v in range(VLEN):
+                        t = xi[(h * p.W + w) * VLEN + v]
+                        if t > best[v]:
+                            best[v] = t
+                            where[v] = h * p.W + w
+            for v in range(VLEN):
+                yo[(oh * p.OW + ow) * VLEN + v] = best[v]
+                ao[(oh * p.OW + ow) * VLEN + v] = where[v]
+
+
+cdef void _maxpool_back_item(const pool_t *p, int64_t it, const float *dy, const int32_t *arg,
+                             float *dx) noexcept nogil:
+    cdef float *di = dx + it * p.H * p.W * VLEN
+    cdef const float *dyo = dy + it * p.OH * p.OW * VLEN
+    cdef const int32_t *ao = arg + it * p.OH * p.OW * VLEN
+    cdef int64_t o
+    cdef int v
+    memset(di, 0, <size_t>p.H * p.W * VLEN * sizeof(float))
+    for o in range(<int64_t>p.OH * p.OW):
+        for v in range(VLEN):
+            di[ao[o * VLEN + v] * VLEN + v] += dyo[o * VLEN + v]
+
+
+cdef inline void _avg_window(const pool_t *p, int oh, int ow, int *hs, int *he, int *ws, int *we,
+                             float *inv) noexcept nogil:
+    # Caffe: the divisor counts the window clipped to the padded input, padding included
+    cdef int h0 = oh * p.sh - p.ph, w0 = ow * p.sw - p.pw
+    cdef int h1 = h0 + p.kh if h0 + p.kh < p.H + p.ph else p.H + p.ph
+    cdef int w1 = w0 + p.kw if w0 + p.kw < p.W + p.pw else p.W + p.pw
+    inv[0] = 1.0 / ((h1 - h0) * (w1 - w0))
+    hs[0] = h0 if h0 > 0 else 0
+    ws[0] = w0 if w0 > 0 else 0
+    he[0] = h1 if h1 < p.H else p.H
+    we[0] = w1 if w1 < p.W else p.W
+
+
+cdef void _avgpool_item(const pool_t *p, int64_t it, const float *x, float *y) noexcept nogil:
+    cdef const float *xi = x + it * p.H * p.W * VLEN
+    cdef float *yo = y + it * p.OH * p.OW * VLEN
+    cdef int oh, ow, h, w, hs, ws, he, we, v
+    cdef float inv
+    cdef float acc[VLEN]
+    for oh in range(p.OH):
+        for ow in range(p.OW):
+            _avg_window(p, oh, ow, &hs, &he, &ws, &we, &inv)
+            for v in range(VLEN):
+                acc[v] = 0
+            for h in range(hs, he):
+                for w in range(ws, we):
+                    for v in range(VLEN):
+                        acc[v] += xi[(h * p.W + w) * VLEN + v]
+            for v in range(VLEN):
+                yo[(oh * p.OW + ow) * VLEN + v] = acc[v] * inv
+
+
+cdef void _avgpool_back_item(const pool_t *p, int64_t it, const float *dy, float *dx) noexcept nogil:
+    cdef float *di = dx + it * p.H * p.W * VLEN
+    cdef const float *dyo = dy + it * p.OH * p.OW * VLEN
+    cdef int oh, ow, h, w, hs, ws, he, we, v
+    cdef float inv
+    memset(di, 0, <size_t>p.H * p.W * VLEN * sizeof(float))
+    for oh in range(p.OH):
+        for ow in range(p.OW):
+            _avg_window(p, oh, ow, &hs, &he, &ws, &we, &inv)
+            for h in range(hs, he):
+                for w in range(ws, we):
+                    for v in range(VLEN):
+                        di[(h * p.W + w) * VLEN + v] += dyo[(oh * p.OW + ow) * VLEN + v] * inv
+
+
+cdef pool_t _pool_geom(object x, object y, object kernel, object stride, object pad):
+    cdef pool_t p
+    _blocked(x, "x")
+    p.N, p.Cb, p.H, p.W = x.shape[0], x.shape[1], x.shape[2], x.shape[3]
+    p.kh, p.kw = kernel
+    p.sh, p.sw = stride
+    p.ph, p.pw = pad
+    p.OH = pool_output_size(p.H, p.kh, p.sh, p.ph)
+    p.OW = pool_output_size(p.W, p.kw, p.sw, p.pw)
+    _f32(y, "y", (p.N, p.Cb, p.OH, p.OW, VLEN))
+    return p
+
+
+def pool_forward(x, y, int mode, kernel, stride, pad, argmax=None, threads=None):
+    """Max (``mode=MAX_POOL``, fills int32 ``argmax`` shaped like ``y``) or average pooling.
+    ``kernel``, ``stride``, ``pad`` are (h, w) pairs."""
+    cdef pool_t p = _pool_geom(x, y, kernel, stride, pad)
+    cdef float *xp = _fp(x)
+    cdef float *yp = _fp(y)
+    cdef int32_t *ap = NULL
+    cdef int64_t items = <int64_t>p.N * p.Cb, it
+    cdef int nt = threads_for_work(resolve_threads(threads), items, 1)
+    if mode == MAX_POOL:
+        if not isinstance(argmax, np.ndarray) or argmax.dtype != np.int32 or argmax.shape != y.shape \
+                or not argmax.flags.c_contiguous:
+            raise ValueError(f"argmax must be a C-contiguous int32 array of shape {y.shape}")
+        ap = <int32_t *>cnp.PyArray_DATA(<cnp.ndarray>argmax)
+        with nogil:
+            for it in prange(items, schedule="static", num_threads=nt):
+                _maxpool_item(&p, it, xp, yp, ap)
+    elif mode == AVE_POOL:
+        with nogil:
+            for it in prange(items, schedule="static", num_threads=nt):
+                _avgpool_item(&p, it, xp, yp)
+    else:
+        raise ValueError(f"mode must be MAX_POOL or AVE_POOL, got {mode}")
+    return y
+
+
+def pool_backward(dy, dx, int mode, kernel, stride, pad, argmax=None, threads=None):
+    """Gradient of :func:`pool_forward` (overwrites ``dx``)."""
+    cdef pool_t p = _pool_geom(dx, dy, kernel, stride, pad)
+    cdef float *dyp = _fp(dy)
+    cdef float *dxp = _fp(dx)
+    cdef int32_t *ap = NULL
+    cdef int64_t items = <int64_t>p.N * p.Cb, it
+    cdef int nt = threads_for_work(resolve_threads(threads), items, 1)
+    if mode == MAX_POOL:
+        if not isinstance(argmax, np.ndarray) or argmax.dtype != np.int32 or argmax.shape != dy.shape \
+                or not argmax.flags.c_contiguous:
+            raise ValueError(f"argmax must be a C-contiguous int32 array of shape {dy.shape}")
+        ap = <int32_t *>cnp.PyArray_DATA(<cnp.ndarray>argmax)
+        with nogil:
+            for it in prange(items, schedule="static", num_threads=nt):
+                _maxpool_back_item(&p, it, dyp, ap, dxp)
+    elif mode == AVE_POOL:
+        with nogil:
+            for it in prange(items, schedule="static", num_threads=nt):
+                _avgpool_back_item(&p, it, dyp, dxp)
+    else:
+        raise ValueError(f"mode must be MAX_POOL or AVE_POOL, got {mode}")
+    return dx
+
+
+# ----------------------------------------------------------------------------- batch norm
+
+cdef void _stats_item(int cb, int N, int Cb, int64_t plane, const float *x, double *out) noexcept nogil:
+    cdef double s[VLEN]
+    cdef double q[VLEN]
+    cdef int n, v
+    cdef int64_t i
+    cdef const float *p
+    cdef double t
+    for v in range(VLEN):
+        s[v] = 0
+        q[v] = 0
+    for n in range(N):
+        p = x + (<int64_t>n * Cb + cb) * plane * VLEN
+        for i in range(plane):
+            for v in range(VLEN):
+                t = p[i * VLEN + v]
+                s[v] += t
+                q[v] += t * t
+    for v in range(VLEN):
+        out[cb * VLEN + v] = s[v]
+        out[Cb * VLEN + cb * VLEN + v] = q[v]
+
+
+def channel_stats(x, stats, threads=None):
+    """Per channel of a blocked tensor: ``stats[0]`` = sum, ``stats[1]`` = sum of squares
+    (float64 ``(2, Cb*16)``) over images and pixels."""
+    _blocked(x, "x")
+    cdef int N = x.shape[0], Cb = x.shape[1]
+    cdef int64_t plane = <int64_t>x.shape[2] * x.shape[3]
+    _f64(stats, "stats", (2, Cb * VLEN))
+    cdef float *xp = _fp(x)
+    cdef double *sp = _dp(stats)
+    cdef int it
+    cdef int nt = threads_for_work(resolve_threads(threads), Cb, 1)
+    with nogil:
+        for it in prange(Cb, schedule="static", num_threads=nt):
+            _stats_item(it, N, Cb, plane, xp, sp)
+    return stats
+
+
+def channel_affine(x, scale, shift, y, residual=None, bint relu=False, threads=None):
+    """``y = x * scale[c] + shift[c] (+ residual) (then max(., 0))`` on a blocked tensor --
+    batch-norm apply, fused with the eltwise sum and the ReLU that follow it."""
+    _blocked(x, "x")
+    _f32(y, "y", x.shape, True)
+    cdef int Cb = x.shape[1]
+    _f32(scale, "scale", (Cb * VLEN,))
+    _f32(shift, "shift", (Cb * VLEN,))
+    cdef float *rp = NULL
+    if residual is not None:
+        _f32(residual, "residual", x.shape)
+        rp = _fp(residual)
+    cdef float *xp = _fp(x)
+    cdef float *yp = _fp(y)
+    cdef float *a = _fp(scale)
+    cdef float *b = _fp(shift)
+    cdef int64_t plane = <int64_t>x.shape[2] * x.shape[3]
+    cdef int64_t rows = <int64_t>x.shape[0] * Cb, it, i, base
+    cdef int v, cb
+    cdef float t
+    cdef int nt = _nt(threads, x.size)
+    with nogil:
+        for it in prange(rows, schedule="static", num_threads=nt):
+            cb = <int>(it % Cb)
+            base = it * plane * VLEN
+            for i in range(plane):
+                for v in range(VLEN):
+                    t = xp[base + i * VLEN + v] * a[cb * VLEN + v] + b[cb * VLEN + v]
+                    if rp != NULL:
+                        t = t + rp[base + i * VLEN + v]
+                    if relu and t < 0:
+                        t = 0
+                    yp[base + i * VLEN + v] = t
+    return y
+
+
+cdef void _bn_reduce_item(int cb, int N, int Cb, int64_t plane, const float *dy, const float *y,
+                          const float *x, const double *mean, float *dz, double *out) noexcept nogil:
+    cdef double s[VLEN]
+    cdef double q[VLEN]
+    cdef int n, v
+    cdef int64_t i, base
+    cdef float g
+    for v in range(VLEN):
+        s[v] = 0
+        q[v] = 0
+    for n in range(N):
+        base = (<int64_t>n * Cb + cb) * plane * VLEN
+        for i in range(plane):
+            for v in range(VLEN):
+                g = dy[base + i * VLEN + v]
+                if y != NULL and y[base + i * VLEN + v] <= 0:
+                    g = 0
+                dz[base + i * VLEN + v] = g
+                s[v] += g
+                q[v] += g * (x[base + i * VLEN + v] - mean[cb * VLEN + v])
+    for v in range(VLEN):
+        out[cb * VLEN + v] = s[v]
+        out[Cb * VLEN + cb * VLEN + v] = q[v]
+
+
+def bn_backward_reduce(dy, x, mean, dz, sums, y=None, threads=None):
+    """First backward pass of batch norm (with a fused ReLU when ``y``, its output, is given):
+    ``dz = dy * (y > 0)``; ``sums[0] = sum dz``, ``sums[1] = sum dz * (x - mean)`` per channel."""
+    _blocked(x, "x")
+    _f32(dy, "dy", x.shape)
+    _f32(dz, "dz", x.shape, True)
+    cdef int N = x.shape[0], Cb = x.shape[1]
+    _f64(mean, "mean", (Cb * VLEN,))
+    _f64(sums, "sums", (2, Cb * VLEN))
+    cdef float *yp = NULL
+    if y is not None:
+        _f32(y, "y", x.shape)
+        yp = _fp(y)
+    cdef int64_t plane = <int64_t>x.shape[2] * x.shape[3]
+    cdef float *dyp = _fp(dy)
+    cdef float *xp = _fp(x)
+    cdef float *dzp = _fp(dz)
+    cdef double *mp = _dp(mean)
+    cdef double *sp = _dp(sums)
+    cdef int it
+    cdef int nt = threads_for_work(resolve_threads(threads), Cb, 1)
+    with nogil:
+        for it in prange(Cb, schedule="static", num_threads=nt):
+            _bn_reduce_item(it, N, Cb, plane, dyp, yp, xp, mp, dzp, sp)
+    return sums
+
+
+def channel_affine2(a, ka, x, kx, k0, out, threads=None):
+    """``out = a * ka[c] + x * kx[c] + k0[c]`` on blocked tensors (batch-norm backward apply)."""
+    _blocked(a, "a")
+    _f32(x, "x", a.shape)
+    _f32(out, "out", a.shape, True)
+    cdef int Cb = a.shape[1]
+    for v, name in ((ka, "ka"), (kx, "kx"), (k0, "k0")):
+        _f32(v, name, (Cb * VLEN,))
+    cdef float *ap = _fp(a)
+    cdef float *xp = _fp(x)
+    cdef float *op = _fp(out)
+    cdef float *c1 = _fp(ka)
+    cdef float *c2 = _fp(kx)
+    cdef float *c3 = _fp(k0)
+    cdef int64_t plane = <int64_t>a.shape[2] * a.shape[3]
+    cdef int64_t rows = <int64_t>a.shape[0] * Cb, it, i, base
+    cdef int v2, cb
+    cdef int nt = _nt(threads, a.size)
+    with nogil:
+        for it in prange(rows, schedule="static", num_threads=nt):
+            cb = <int>(it % Cb)
+            base = it * plane * VLEN
+            for i in range(plane):
+                for v2 in range(VLEN):
+                    op[base + i * VLEN + v2] = (ap[base + i * VLEN + v2] * c1[cb * VLEN + v2]
+                                                + xp[base + i * VLEN + v2] * c2[cb * VLEN + v2]
+                                                + c3[cb * VLEN + v2])
+    return out
+
+
+# ----------------------------------------------------------------------------- channel plumbing
+
+def copy_channels(src, int src_first, dst, int dst_first, int count, bint add=False, threads=None):
+    """Blocked tensors: ``dst[:, dst_first:dst_first+count] (+)= src[:, src_first:...]``
+    (logical channels; concat forward and backward)."""
+    _blocked(src, "src")
+    _blocked(dst, "dst")
+    if src.shape[0] != dst.shape[0] or src.shape[2:] != dst.shape[2:]:
+        raise ValueError(f"src {src.shape} and dst {dst.shape} differ in batch or spatial size")
+    if count < 0 or src_first < 0 or dst_first < 0 or src_first + count > src.shape[1] * VLEN \
+            or dst_first + count > dst.shape[1] * VLEN:
+        raise ValueError("channel range out of bounds")
+    cdef int N = src.shape[0], Sb = src.shape[1], Db = dst.shape[1]
+    cdef int64_t plane = <int64_t>src.shape[2] * src.shape[3]
+    cdef float *sp = _fp(src)
+    cdef float *dp = _fp(dst)
+    cdef int64_t items = <int64_t>N * count, it, i
+    cdef int n, c, sc, dc
+    cdef const float *s
+    cdef float *d
+    cdef int nt = _nt(threads, items * plane)
+    with nogil:
+        for it in prange(items, schedule="static", num_threads=nt):
+            n = <int>(it // count)
+            c = <int>(it % count)
+            sc = src_first + c
+            dc = dst_first + c
+            s = sp + ((<int64_t>n * Sb + sc // VLEN) * plane) * VLEN + sc % VLEN
+            d = dp + ((<int64_t>n * Db + dc // VLEN) * plane) * VLEN + dc % VLEN
+            if add:
+                for i in range(plane):
+                    d[i * VLEN] += s[i * VLEN]
+            else:
+                for i in range(plane):
+                    d[i * VLEN] = s[i * VLEN]
+    return dst
+
+
+def blocked_to_flat(x, int channels, out, threads=None):
+    """``(N, Cb, H, W, 16)`` -> ``(N, C*H*W)`` in NCHW order (fully connected input)."""
+    _blocked(x, "x")
+    cdef int N = x.shape[0], Cb = x.shape[1]
+    cdef int64_t plane = <int64_t>x.shape[2] * x.shape[3]
+    if not 0 < channels <= Cb * VLEN:
+        raise ValueError(f"channels={channels} does not fit {Cb} blocks")
+    _f32(out, "out", (N, channels * plane), True)
+    cdef float *xp = _fp(x)
+    cdef float *op = _fp(out)
+    cdef int64_t items = <int64_t>N * channels, it, i
+    cdef int n, c
+    cdef int nt = _nt(threads, items * plane)
+    with nogil:
+        for it in prange(items, schedule="static", num_threads=nt):
+            n = <int>(it // channels)
+            c = <int>(it % channels)
+            for i in range(plane):
+                op[it * plane + i] = xp[((<int64_t>n * Cb + c // VLEN) * plane + i) * VLEN + c % VLEN]
+    return out
+
+
+def flat_to_blocked(flat, int channels, x, threads=None):
+    """Inverse of :func:`blocked_to_flat`; padded channels of ``x`` are set to zero."""
+    _blocked(x, "x")
+    cdef int N = x.shape[0], Cb = x.shape[1]
+    cdef int64_t plane = <int64_t>x.shape[2] * x.shape[3]
+    if not 0 < channels <= Cb * VLEN:
+        raise ValueError(f"channels={channels} does not fit {Cb} blocks")
+    _f32(flat, "flat", (N, channels * plane))
+    if channels % VLEN:
+        x[:, Cb - 1] = 0
+    cdef float *fp = _fp(flat)
+    cdef float *xp = _fp(x)
+    cdef int64_t items = <int64_t>N * channels, it, i
+    cdef int n, c
+    cdef int nt = _nt(threads, items * plane)
+    with nogil:
+        for it in prange(items, schedule="static", num_threads=nt):
+            n = <int>(it // channels)
+            c = <int>(it % channels)
+            for i in range(plane):
+                xp[((<int64_t>n * Cb + c // VLEN) * plane + i) * VLEN + c % VLEN] = fp[it * plane + i]
+    return x
+
+
+# ----------------------------------------------------------------------------- fully connected
+
+cdef int _blas_gemm(char ta, char tb, int m, int n, int k, float alpha, const float *a, int lda,
+                    const float *b, int ldb, float beta, float *c, int ldc) noexcept nogil:
+    sgemm(&ta, &tb, &m, &n, &k, &alpha, <float *>a, &lda, <float *>b, &ldb, &beta, c, &ldc)
+    return 0
+
+
+cdef inline void _span(int64_t total, int parts, int part, int64_t *lo, int64_t *hi) noexcept nogil:
+    lo[0] = total * part // parts
+    hi[0] = total * (part + 1) // parts
+
+
+def fc_forward(x, w, bias, y, threads=None):
+    """``y = x @ w.T + bias``: x ``(N, C)``, w ``(K, C)``, y ``(N, K)``.
+
+    Single-threaded BLAS sgemm calls on row slices, one per OpenMP thread (the runtime limits
+    BLAS pools to one thread so they do not fight the OpenMP team for cores).
+    """
+    _f32(x, "x")
+    if x.ndim != 2:
+        raise ValueError(f"x must be 2-D (N, C), got shape {x.shape}")
+    cdef int N = x.shape[0], C = x.shape[1]
+    _f32(w, "w")
+    if w.ndim != 2 or w.shape[1] != C:
+        raise ValueError(f"w must be (K, {C}), got shape {w.shape}")
+    cdef int K = w.shape[0]
+    _f32(y, "y", (N, K), True)
+    cdef float *bp = NULL
+    if bias is not None:
+        _f32(bias, "bias", (K,))
+        bp = _fp(bias)
+    cdef float *xp = _fp(x)
+    cdef float *wp = _fp(w)
+    cdef float *yp = _fp(y)
+    cdef int nt = threads_for_work(resolve_threads(threads), <int64_t>N * K * C, 1 << 18)
+    cdef int part, n, k
+    cdef int64_t lo, hi
+    with nogil:
+        for part in prange(nt, schedule="static", num_threads=nt):
+            _span(N, nt, part, &lo, &hi)
+            if hi > lo:
+                # row-major y (rows x K) is column-major y^T = W (K x C) . x^T (C x rows)
+                _blas_gemm(b'T', b'N', K, <int>(hi - lo), C, 1.0, wp, C, xp + lo * C, C, 0.0,
+                           yp + lo * K, K)
+                if bp != NULL:
+                    for n in range(<int>lo, <int>hi):
+                        for k in range(K):
+                            yp[<int64_t>n * K + k] += bp[k]
+    return y
+
+
+cdef void _column_sums(const float *a, int rows, int cols, int c0, int c1, float *out) noexcept nogil:
+    cdef double acc
+    cdef int r, c
+    for c in range(c0, c1):
+        acc = 0
+        for r in range(rows):
+            acc += a[<int64_t>r * cols + c]
+        out[c] = <float>acc
+
+
+def fc_backward(x, w, dy, dw, dbias, dx, threads=None):
+    """Gradients of :func:`fc_forward`: ``dw = dy.T @ x``, ``dbias = sum dy``, ``dx = dy @ w``
+    (``dbias``/``dx`` may be None). Threads split the rows of dw and of dx."""
+    _f32(x, "x")
+    _f32(w, "w")
+    if x.ndim != 2 or w.ndim != 2 or w.shape[1] != x.shape[1]:
+        raise ValueError(f"x (N, C) and w (K, C) do not match: {x.shape}, {w.shape}")
+    cdef int N = x.shape[0], C = x.shape[1], K = w.shape[0]
+    _f32(dy, "dy", (N, K))
+    _f32(dw, "dw", (K, C), True)
+    cdef float *dbp = NULL
+    cdef float *dxp = NULL
+    if dbias is not None:
+        _f32(dbias, "dbias", (K,), True)
+        dbp = _fp(dbias)
+    if dx is not None:
+        _f32(dx, "dx", (N, C), True)
+        dxp = _fp(dx)
+    cdef float *xp = _fp(x)
+    cdef float *wp = _fp(w)
+    cdef float *dyp = _fp(dy)
+    cdef float *dwp = _fp(dw)
+    cdef int nt = threads_for_work(resolve_threads(threads), <int64_t>N * K * C, 1 << 18)
+    cdef int part
+    cdef int64_t lo, hi
+    with nogil:
+        for part in prange(nt, schedule="static", num_threads=nt):
+            _span(K, nt, part, &lo, &hi)
+            if hi > lo:
+                # column-major dW^T (C x rows) = x^T (C x N) . dy[:, lo:hi] (N x rows)
+                _blas_gemm(b'N', b'T', C, <int>(hi - lo), N, 1.0, xp, C, dyp + lo, K, 0.0,
+                           dwp + lo * C, C)
+                if dbp != NULL:
+                    _column_sums(dyp, N, K, <int>lo, <int>hi, dbp)
+            if dxp != NULL:
+                _span(N, nt, part, &lo, &hi)
+                if hi > lo:
+                    # column-major dx^T (C x rows) = W^T (C x K) . dy^T (K x rows)
+                    _blas_gemm(b'N', b'N', C, <int>(hi - lo), K, 1.0, wp, C, dyp + lo * K, K, 0.0,
+                               dxp + lo * C, C)
+    return dw
+
+
+# ----------------------------------------------------------------------------- loss and metrics
+
+def softmax_xent_forward(logits, labels, prob):
+    """Softmax of each row into ``prob``; returns the summed cross-entropy (float64).
+    Labels must be int32 in [0, K)."""
+    _f32(logits, "logits")
+    if logits.ndim != 2:
+        raise ValueError(f"logits must be 2-D (N, K), got shape {logits.shape}")
+    cdef int N = logits.shape[0], K = logits.shape[1]
+    _f32(prob, "prob", (N, K), True)
+    _labels(labels, N, K)
+    cdef float *lp = _fp(logits)
+    cdef float *pp = _fp(prob)
+    cdef int32_t *yp = <int32_t *>cnp.PyArray_DATA(<cnp.ndarray>labels)
+    cdef double total = 0, m, z
+    cdef int n, k
+    with nogil:
+        for n in range(N):
+            m = lp[<int64_t>n * K]
+            for k in range(1, K):
+                if lp[<int64_t>n * K + k] > m:
+                    m = lp[<int64_t>n * K + k]
+            z = 0
+            for k in range(K):
+                z += exp(lp[<int64_t>n * K + k] - m)
+            for k in range(K):
+                pp[<int64_t>n * K + k] = <float>(exp(lp[<int64_t>n * K + k] - m) / z)
+            total += log(z) + m - lp[<int64_t>n * K + yp[n]]
+    return total
+
+
+def softmax_xent_backward(prob, labels, dlogits, float scale):
+    """``dlogits = (prob - onehot(labels)) * scale``."""
+    _f32(prob, "prob")
+    if prob.ndim != 2:
+        raise ValueError(f"prob must be 2-D (N, K), got shape {prob.shape}")
+    cdef int N = prob.shape[0], K = prob.shape[1]
+    _f32(dlogits, "dlogits", (N, K), True)
+    _labels(labels, N, K)
+    cdef float *pp = _fp(prob)
+    cdef float *dp = _fp(dlogits)
+    cdef int32_t *yp = <int32_t *>cnp.PyArray_DATA(<cnp.ndarray>labels)
+    cdef int n, k
+    with nogil:
+        for n in range(N):
+            for k in range(K):
+                dp[<int64_t>n * K + k] = pp[<int64_t>n * K + k] * scale
+            dp[<int64_t>n * K + yp[n]] -= scale
+    return dlogits
+
+
+def topk_correct(logits, labels, int k=1):
+    """Number of rows whose label is among the ``k`` largest logits (ties count against)."""
+    _f32(logits, "logits")
+    if logits.ndim != 2:
+        raise ValueError(f"logits must be 2-D (N, K), got shape {logits.shape}")
+    cdef int N = logits.shape[0], K = logits.shape[1]
+    if k < 1:
+        raise ValueError(f"top_k must be >= 1, got {k}")
+    _labels(labels, N, K)
+    cdef float *lp = _fp(logits)
+    cdef int32_t *yp = <int32_t *>cnp.PyArray_DATA(<cnp.ndarray>labels)
+    cdef int n, j, above
+    cdef int64_t correct = 0
+    cdef float t
+    with nogil:
+        for n in range(N):
+            t = lp[<int64_t>n * K + yp[n]]
+            above = 0
+            for j in range(K):
+                if lp[<int64_t>n * K + j] > t or (lp[<int64_t>n * K + j] == t and j < yp[n]):
+                    above += 1
+            if above < k:
+                correct += 1
+    return correct
+
+
+cdef _labels(object labels, int N, int K):
+    if not isinstance(labels, np.ndarray) or labels.dtype != np.int32 or labels.shape != (N,) \
+            or not labels.flags.c_contiguous:
+        raise ValueError(f"labels must be a contiguous int32 array of shape ({N},)")
+    if N and (labels.min() < 0 or labels.max() >= K):
+        raise ValueError(f"labels must be in [0, {K}), got range [{labels.min()}, {labels.max()}]")
+
+
+# ----------------------------------------------------------------------------- solver
+
+def sgd_update(w, g, history, segments, lr, decay, float momentum, bint nesterov=False,
+               threads=None):
+    """One SGD step over a flat parameter arena, per segment ``s`` (``segments[s]`` ..
+    ``segments[s+1]``) with its own learning rate ``lr[s]`` and weight decay ``decay[s]``::
+
+        v_new = momentum * v + lr * (g + decay * w)
+        w    -= v_new                                   (SGD)
+        w    -= (1 + momentum) * v_new - momentum * v   (Nesterov, as Caffe)
+    """
+    _f32(w, "w")
+    _f32(g, "g", w.shape)
+    _f32(history, "history", w.shape, True)
+    if w.ndim != 1:
+        raise ValueError("w must be 1-D (the parameter arena)")
+    segments = np.ascontiguousarray(segments, np.int64)
+    cdef int nseg = segments.shape[0] - 1
+    if nseg < 0 or segments[0] != 0 or segments[nseg] != w.shape[0] or np.any(np.diff(segments) < 0):
+        raise ValueError("segments must rise from 0 to len(w)")
+    _f32(lr, "lr", (nseg,))
+    _f32(decay, "decay", (nseg,))
+    cdef float *wp = _fp(w)
+    cdef float *gp = _fp(g)
+    cdef float *hp = _fp(history)
+    cdef int64_t *sp = <int64_t *>cnp.PyArray_DATA(<cnp.ndarray>segments)
+    cdef float *lp = _fp(lr)
+    cdef float *dp = _fp(decay)
+    cdef int s
+    cdef int64_t i, e
+    cdef float v_old, v_new, a, b
+    cdef int nt = threads_for_work(resolve_threads(threads), w.shape[0], GRAIN)
+    with nogil:
+        for s in range(nseg):
+            a = lp[s]
+            b = dp[s]
+            e = sp[s + 1]
+            for i in prange(sp[s], e, schedule="static", num_threads=nt):
+                v_old = hp[i]
+                v_new = momentum * v_old + a * (gp[i] + b * wp[i])
+                hp[i] = v_new
+                if nesterov:
+                    wp[i] = wp[i] - ((1 + momentum) * v_new - momentum * v_old)
+                else:
+                    wp[i] = wp[i] - v_new
+    return w

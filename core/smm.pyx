@@ -1,0 +1,879 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Small matrix multiplication: specialised kernels, one process-wide registry, batch interfaces.
+
+Column-major BLAS semantics throughout: ``C = alpha * op(A) @ op(B) + beta * C`` with
+``beta == 0`` overwriting C (NaN/Inf in C do not leak) and ``alpha == 0`` not reading A or B.
+
+- :func:`dispatch` returns the :class:`Kernel` for a descriptor (same descriptor, same object).
+- :func:`gemm` runs one product on numpy arrays of any memory order (no copies).
+- :func:`gemm_batch` runs a batch in one nogil, OpenMP-parallel call: strided 3-D stacks, or flat
+  buffers with index arrays (CP2K/DBCSR stacks); C blocks that repeat are updated race-free.
+
+See docs/api.md and docs/kernels.md.
+"""
+import atexit
+import sys
+import threading
+
+import numpy as np
+
+cimport cython
+from cython.parallel cimport parallel, prange
+from libc.stdint cimport int8_t, int32_t, int64_t, uintptr_t
+from libc.string cimport memset
+cimport numpy as cnp
+
+from . import _config
+from . import cpu as _cpu
+from .threads cimport resolve_threads, threads_for_work
+
+cnp.import_array()
+
+cdef extern from "smm_registry.h" nogil:
+    ctypedef void (*smm_kernel_fn)(const smm_kernel *kern, const void *const *a, const void *const *b,
+                                   void *c, int64_t count, const void *pa, const void *pb, const void *pc)
+    ctypedef struct smm_registry_stats:
+        int64_t kernels, hits, misses, specialized
+    const smm_kernel *smm_registry_get(const smm_desc *d)
+    int smm_desc_check(const smm_desc *d)
+    void smm_select_tile(int isa, int dtype, int64_t m, int64_t n, int64_t k, int *mv, int *nr)
+    void smm_registry_get_stats(smm_registry_stats *out)
+    int64_t smm_registry_list(const smm_kernel **kernels, int64_t *hits, int64_t maxn)
+    void smm_empty_call()
+
+cdef extern from "smm_kernel.h" nogil:
+    ctypedef struct smm_kernel_full "smm_kernel":
+        smm_kernel_fn fn
+
+cdef int _PROCESS_ISA = _cpu.target_id()
+cdef int64_t INT32_MAX_ = 2147483647
+# Entries of one C gathered per batch-reduce call (pointer arrays on the stack).
+DEF REDUCE_CHUNK = 64
+# Entries per thread below which a batch runs on fewer threads (waking a team costs ~1-2 us).
+DEF BATCH_GRAIN = 16
+
+_DTYPES = {np.dtype(np.float64): SMM_F64, np.dtype(np.float32): SMM_F32}
+_DTYPE_NAMES = {"f64": np.float64, "f32": np.float32, "double": np.float64, "float": np.float32}
+_PREFETCH = {"none": 0, "auto": 1, "next": 1, "al2bl2_via_c": 1, "al2": 1, "bl2_via_c": 1}
+
+
+def _as_dtype(dtype):
+    if isinstance(dtype, str) and dtype.lower() in _DTYPE_NAMES:
+        dtype = _DTYPE_NAMES[dtype.lower()]
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype must be float64 or float32, got {dtype!r}") from None
+    if dt not in _DTYPES:
+        raise TypeError(f"dtype must be float64 or float32, got {dt}")
+    return dt
+
+
+def _as_size(name, value, allow_none=False, minimum=1):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    value = int(value)
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if value > INT32_MAX_:
+        raise ValueError(f"{name}={value} is too large (at most 2**31-1)")
+    return value
+
+
+def _as_scalar(name, value):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    return float(value)
+
+
+def _as_flag(name, value):
+    if not isinstance(value, (bool, np.bool_, int, np.integer)) or int(value) not in (0, 1):
+        raise TypeError(f"{name} must be a bool, got {value!r}")
+    return bool(value)
+
+
+def _prefetch_id(prefetch):
+    if isinstance(prefetch, (bool, np.bool_)):
+        return int(prefetch)
+    if isinstance(prefetch, str) and prefetch.lower() in _PREFETCH:
+        return _PREFETCH[prefetch.lower()]
+    raise ValueError(f"prefetch must be 'auto', 'none', 'next' or a bool, got {prefetch!r}")
+
+
+def _isa_id(target):
+    if target is None:
+        return _PROCESS_ISA
+    return _cpu.isa_id(target)
+
+
+cdef class Kernel:
+    """A GEMM kernel for one descriptor; obtain it with :func:`dispatch`.
+
+    ``kernel(a, b, c)`` computes ``C = alpha*op(A)*op(B) + beta*C`` on column-major operands:
+    2-D arrays of the operand's stored shape (``(m, k)`` for A, ``(k, m)`` if ``trans_a``) whose
+    first axis is unit-stride and second axis strides by the leading dimension (Fortran order,
+    or a Fortran-order view of a larger array), or 1-D contiguous buffers holding at least
+    ``ld*(cols-1)+rows`` elements. Nothing is copied.
+    """
+
+    def __init__(self):
+        raise TypeError("Kernel objects come from core.smm.dispatch()")
+
+    @property
+    def m(self): return self.kern.desc.m
+    @property
+    def n(self): return self.kern.desc.n
+    @property
+    def k(self): return self.kern.desc.k
+    @property
+    def lda(self): return self.kern.desc.lda
+    @property
+    def ldb(self): return self.kern.desc.ldb
+    @property
+    def ldc(self): return self.kern.desc.ldc
+    @property
+    def alpha(self): return self.kern.desc.alpha
+    @property
+    def beta(self): return self.kern.desc.beta
+    @property
+    def trans_a(self): return bool(self.kern.desc.trans_a)
+    @property
+    def trans_b(self): return bool(self.kern.desc.trans_b)
+    @property
+    def prefetch(self): return "next" if self.kern.desc.prefetch else "none"
+    @property
+    def target(self): return _cpu.ISA_NAMES[self.kern.desc.isa]
+    @property
+    def tile(self):
+        """Register tile ``(vectors, columns)`` of the micro-kernel; ``(0, 0)`` for portable code."""
+        return (self.kern.mv, self.kern.nr)
+    @property
+    def specialized(self):
+        """True when the kernel is fully unrolled for this (m, n, k) (build-time SMM_MNK list)."""
+        return bool(self.kern.specialized)
+    @property
+    def address(self):
+        """Address of the C kernel record (``const smm_kernel*``), e.g. for ctypes/cffi callers."""
+        return <uintptr_t>self.kern
+
+    def descriptor(self):
+        d = self.kern.desc
+        return dict(m=d.m, n=d.n, k=d.k, lda=d.lda, ldb=d.ldb, ldc=d.ldc, alpha=d.alpha, beta=d.beta,
+                    dtype=self.dtype.name, trans_a=bool(d.trans_a), trans_b=bool(d.trans_b),
+                    prefetch=self.prefetch, target=self.target)
+
+    def __repr__(self):
+        d = self.kern.desc
+        return (f"<core.smm.Kernel {d.m}x{d.n}x{d.k} {self.dtype.name} lda={d.lda} ldb={d.ldb} ldc={d.ldc} "
+                f"alpha={d.alpha:g} beta={d.beta:g} trans_a={bool(d.trans_a)} trans_b={bool(d.trans_b)} "
+                f"target={self.target} tile={self.tile} specialized={self.specialized}>")
+
+    def __call__(self, a, b, c):
+        cdef const smm_desc *d = &self.kern.desc
+        cdef char *pa = _operand_ptr("a", a, self.dtype, d.k if d.trans_a else d.m, d.m if d.trans_a else d.k, d.lda, False)
+        cdef char *pb = _operand_ptr("b", b, self.dtype, d.n if d.trans_b else d.k, d.k if d.trans_b else d.n, d.ldb, False)
+        cdef char *pc = _operand_ptr("c", c, self.dtype, d.m, d.n, d.ldc, True)
+        _check_no_overlap(a, b, c)
+        with nogil:
+            smm_call(self.kern, pa, pb, pc)
+
+
+cdef char *_operand_ptr(str name, object x, object dtype, int64_t rows, int64_t cols, int64_t ld, bint write) except NULL:
+    """Checks one column-major operand of a Kernel call and returns its data pointer."""
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(x).__name__}")
+    cdef cnp.ndarray arr = <cnp.ndarray>x
+    if arr.dtype != dtype:
+        raise TypeError(f"{name} has dtype {arr.dtype}, the kernel expects {dtype}")
+    if write and not arr.flags.writeable:
+        raise ValueError(f"{name} is read-only")
+    if not arr.flags.aligned:
+        raise ValueError(f"{name} is not aligned to its element size")
+    cdef int64_t item = arr.itemsize
+    cdef int64_t need = ld * (cols - 1) + rows
+    if arr.ndim == 1:
+        if not arr.flags.c_contiguous:
+            raise ValueError(f"{name}: a 1-D buffer must be contiguous")
+        if arr.shape[0] < need:
+            raise ValueError(f"{name} holds {x.shape[0]} elements, the kernel needs {need} "
+                             f"({rows}x{cols} with leading dimension {ld})")
+    elif arr.ndim == 2:
+        if arr.shape[0] != rows or arr.shape[1] != cols:
+            raise ValueError(f"{name} has shape {x.shape}, the kernel expects ({rows}, {cols}) column-major")
+        if (rows > 1 and arr.strides[0] != item) or (cols > 1 and arr.strides[1] != ld * item):
+            raise ValueError(f"{name} must be column-major with leading dimension {ld} "
+                             f"(strides {(item, ld * item)}), got strides {x.strides}")
+    else:
+        raise ValueError(f"{name} must be 1-D or 2-D, got {arr.ndim}-D")
+    return <char *>cnp.PyArray_DATA(arr)
+
+
+def _check_no_overlap(a, b, c):
+    for name, x in (("a", a), ("b", b)):
+        if np.may_share_memory(x, c):
+            try:
+                overlap = np.shares_memory(x, c, max_work=100000)
+            except np.exceptions.TooHardError:
+                overlap = True
+            if overlap:
+                raise ValueError(f"{name} overlaps c: the output must not alias an input")
+
+
+# ---------------------------------------------------------------------------------------------
+# Dispatch and the registry
+
+_kernel_objects = {}          # address of the C record -> Kernel (same descriptor, same object)
+_kernel_lock = threading.Lock()
+
+
+cdef Kernel _kernel_object(const smm_kernel *kp, object dtype):
+    cdef uintptr_t key = <uintptr_t>kp
+    obj = _kernel_objects.get(key)
+    if obj is not None:
+        return <Kernel>obj
+    with _kernel_lock:
+        obj = _kernel_objects.get(key)
+        if obj is None:
+            kern = <Kernel>Kernel.__new__(Kernel)
+            kern.kern = kp
+            kern.dtype = dtype
+            _kernel_objects[key] = kern
+            obj = kern
+    return <Kernel>obj
+
+
+cdef const smm_kernel *dispatch_c(const smm_desc *desc) noexcept nogil:
+    cdef smm_desc d = desc[0]
+    if d.isa < 0:
+        d.isa = <int8_t>_PROCESS_ISA
+    return smm_registry_get(&d)
+
+
+cdef const smm_kernel *_lookup(int64_t m, int64_t n, int64_t k, int64_t lda, int64_t ldb, int64_t ldc,
+                               double alpha, double beta, int dtype, bint ta, bint tb, int prefetch,
+                               int isa) except NULL:
+    cdef smm_desc d
+    memset(&d, 0, sizeof(d))
+    d.m = <int32_t>m; d.n = <int32_t>n; d.k = <int32_t>k
+    d.lda = <int32_t>lda; d.ldb = <int32_t>ldb; d.ldc = <int32_t>ldc
+    d.alpha = alpha; d.beta = beta; d.dtype = <int8_t>dtype
+    d.trans_a = ta; d.trans_b = tb; d.prefetch = <int8_t>prefetch; d.isa = <int8_t>isa
+    cdef const smm_kernel *kp = smm_registry_get(&d)
+    if kp == NULL:
+        rc = smm_desc_check(&d)
+        raise ValueError(f"invalid GEMM descriptor (m={m} n={n} k={k} lda={lda} ldb={ldb} ldc={ldc}), code {rc}"
+                         if rc else "the kernel registry is full")
+    return kp
+
+
+def dispatch(m, n=None, k=None, *, lda=None, ldb=None, ldc=None, alpha=1.0, beta=1.0,
+             dtype=np.float64, trans_a=False, trans_b=False, prefetch="auto", target=None):
+    """The kernel for ``C = alpha*op(A)*op(B) + beta*C`` (column-major, m x n x k).
+
+    ``n`` defaults to ``m`` and ``k`` to ``n`` (LIBXSMM's convention). Leading dimensions default
+    to tight (``lda = k if trans_a else m``, ``ldb = n if trans_b else k``, ``ldc = m``).
+    ``target`` forces an ISA path for this kernel (``'generic'``, ``'avx2'``, ``'avx512'``; the
+    process's path by default). Kernels are cached in one thread-safe registry: the same
+    descriptor always returns the same object.
+    """
+    m = _as_size("m", m)
+    n = m if n is None else _as_size("n", n)
+    k = n if k is None else _as_size("k", k)
+    ta = _as_flag("trans_a", trans_a)
+    tb = _as_flag("trans_b", trans_b)
+    lda = _as_size("lda", lda, True) or (k if ta else m)
+    ldb = _as_size("ldb", ldb, True) or (n if tb else k)
+    ldc = _as_size("ldc", ldc, True) or m
+    if lda < (k if ta else m):
+        raise ValueError(f"lda={lda} is smaller than the rows of A ({k if ta else m})")
+    if ldb < (n if tb else k):
+        raise ValueError(f"ldb={ldb} is smaller than the rows of B ({n if tb else k})")
+    if ldc < m:
+        raise ValueError(f"ldc={ldc} is smaller than the rows of C ({m})")
+    dt = _as_dtype(dtype)
+    cdef const smm_kernel *kp = _lookup(m, n, k, lda, ldb, ldc, _as_scalar("alpha", alpha),
+                                        _as_scalar("beta", beta), _DTYPES[dt], ta, tb,
+                                        _prefetch_id(prefetch), _isa_id(target))
+    return _kernel_object(kp, dt)
+
+
+def select_tile(m, n, k, dtype=np.float64, target=None):
+    """Register tile ``(vectors, columns)`` the cost model picks for a runtime-sized kernel."""
+    cdef int mv = 0, nr = 0
+    smm_select_tile(_isa_id(target), _DTYPES[_as_dtype(dtype)], _as_size("m", m), _as_size("n", n),
+                    _as_size("k", k), &mv, &nr)
+    return (mv, nr)
+
+
+def registry_stats(per_shape=False):
+    """Registry statistics: kernels built (and how many are specialized), hits, misses; with
+    ``per_shape=True`` also a list of per-descriptor dicts with their hit counts."""
+    cdef smm_registry_stats st
+    smm_registry_get_stats(&st)
+    out = {"kernels": st.kernels, "specialized": st.specialized, "hits": st.hits, "misses": st.misses}
+    if not per_shape:
+        return out
+    cdef int64_t n = smm_registry_list(NULL, NULL, 0)
+    cdef cnp.ndarray hits = np.zeros(max(n, 1), dtype=np.int64)
+    cdef list ptrs = []
+    cdef const smm_kernel **kl = <const smm_kernel **>cnp.PyArray_DATA(np.zeros(max(n, 1), dtype=np.uintp))
+    buf = np.zeros(max(n, 1), dtype=np.uintp)
+    kl = <const smm_kernel **>cnp.PyArray_DATA(buf)
+    n = min(n, smm_registry_list(kl, <int64_t *>cnp.PyArray_DATA(hits), n))
+    shapes = []
+    for i in range(n):
+        d = kl[i].desc
+        shapes.append({"m": d.m, "n": d.n, "k": d.k, "lda": d.lda, "ldb": d.ldb, "ldc": d.ldc,
+                       "dtype": "f64" if d.dtype == SMM_F64 else "f32", "alpha": d.alpha, "beta": d.beta,
+                       "trans_a": bool(d.trans_a), "trans_b": bool(d.trans_b), "target": _cpu.ISA_NAMES[d.isa],
+                       "tile": (kl[i].mv, kl[i].nr), "specialized": bool(kl[i].specialized),
+                       "hits": int(hits[i])})
+    out["per_shape"] = sorted(shapes, key=lambda s: -s["hits"])
+    return out
+
+
+def _print_stats_at_exit():
+    st = registry_stats(per_shape=True)
+    w = sys.stderr.write
+    w(f"\ncore.smm: target={_cpu.target()} registry: kernels={st['kernels']} "
+      f"(specialized={st['specialized']}) hits={st['hits']} misses={st['misses']}\n")
+    for s in st["per_shape"][:32]:
+        w(f"  {s['m']}x{s['n']}x{s['k']} {s['dtype']} lda={s['lda']} ldb={s['ldb']} ldc={s['ldc']} "
+          f"a={s['alpha']:g} b={s['beta']:g} ta={int(s['trans_a'])} tb={int(s['trans_b'])} {s['target']} "
+          f"tile={s['tile'][0]}x{s['tile'][1]}{' spec' if s['specialized'] else ''}: hits={s['hits']}\n")
+
+
+if _config.verbose() >= 1:
+    atexit.register(_print_stats_at_exit)
+
+
+# ---------------------------------------------------------------------------------------------
+# gemm: one product on numpy arrays of any memory order
+
+cdef class _Layout:
+    """A 2-D operand as a column-major matrix: data pointer, leading dimension, and whether the
+    memory holds the array (col=True) or its transpose (col=False, i.e. a row-major array)."""
+    cdef char *ptr
+    cdef int64_t ld
+    cdef bint col
+
+
+cdef _Layout _layout(str name, cnp.ndarray x):
+    cdef _Layout L = _Layout.__new__(_Layout)
+    cdef int64_t item = x.itemsize, rows = x.shape[0], cols = x.shape[1]
+    cdef int64_t s0 = x.strides[0], s1 = x.strides[1]
+    L.ptr = <char *>cnp.PyArray_DATA(x)
+    if (rows == 1 or s0 == item) and s1 > 0 and s1 % item == 0 and (cols == 1 or s1 // item >= rows):
+        L.col = True
+        L.ld = s1 // item if cols > 1 else max(rows, 1)
+    elif (cols == 1 or s1 == item) and s0 > 0 and s0 % item == 0 and (rows == 1 or s0 // item >= cols):
+        L.col = False
+        L.ld = s0 // item if rows > 1 else max(cols, 1)
+    elif rows == 1 and cols == 1:
+        L.col = True
+        L.ld = 1
+    else:
+        return None
+    if L.ld > INT32_MAX_:
+        raise ValueError(f"{name}: leading dimension {L.ld} is too large")
+    return L
+
+
+def _check_matrix(name, x, dt, write=False, ndim=2):
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(x).__name__}")
+    if x.dtype != dt:
+        raise TypeError(f"{name} has dtype {x.dtype}, expected {dt} (all operands must share one dtype)")
+    if x.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got shape {x.shape}")
+    if not x.flags.aligned:
+        raise ValueError(f"{name} is not aligned to its element size")
+    if write and not x.flags.writeable:
+        raise ValueError(f"{name} is read-only")
+
+
+def _common_dtype(a, b, c):
+    if not isinstance(c, np.ndarray):
+        raise TypeError(f"c must be a numpy.ndarray, got {type(c).__name__}")
+    if c.dtype not in _DTYPES:
+        raise TypeError(f"c has dtype {c.dtype}; float64 and float32 are supported")
+    return c.dtype
+
+
+def gemm(a, b, c, alpha=1.0, beta=1.0, trans_a=False, trans_b=False, *, target=None):
+    """``c[...] = alpha * op(a) @ op(b) + beta * c`` in place, ``op(x) = x.T`` if ``trans_x``.
+
+    Arrays may be C- or Fortran-ordered or strided views with one unit-stride axis: a row-major
+    problem runs as the transposed column-major one (operands swapped), nothing is copied. An
+    operand with no unit-stride axis is copied (A, B) or computed through a temporary (C).
+    """
+    dt = _common_dtype(a, b, c)
+    _check_matrix("a", a, dt)
+    _check_matrix("b", b, dt)
+    _check_matrix("c", c, dt, write=True)
+    ta = _as_flag("trans_a", trans_a)
+    tb = _as_flag("trans_b", trans_b)
+    m, ka = (a.shape[1], a.shape[0]) if ta else (a.shape[0], a.shape[1])
+    kb, n = (b.shape[1], b.shape[0]) if tb else (b.shape[0], b.shape[1])
+    if ka != kb:
+        raise ValueError(f"a and b do not conform: op(a) is {m}x{ka}, op(b) is {kb}x{n}")
+    if c.shape != (m, n):
+        raise ValueError(f"c has shape {c.shape}, op(a) @ op(b) has shape ({m}, {n})")
+    alpha = _as_scalar("alpha", alpha)
+    beta = _as_scalar("beta", beta)
+    isa = _isa_id(target)
+    _check_no_overlap(a, b, c)
+    if m == 0 or n == 0:
+        return c
+    if ka == 0:
+        c *= beta if beta != 0.0 else 0.0
+        if beta == 0.0:
+            c[...] = 0
+        return c
+    _as_size("m", m); _as_size("n", n); _as_size("k", ka)
+    cdef _Layout La = _layout("a", a), Lb = _layout("b", b), Lc = _layout("c", c)
+    if La is None:
+        a = np.asfortranarray(a); La = _layout("a", a)
+    if Lb is None:
+        b = np.asfortranarray(b); Lb = _layout("b", b)
+    if Lc is None:
+        tmp = np.asfortranarray(c)
+        gemm(a, b, tmp, alpha, beta, ta, tb, target=target)
+        c[...] = tmp
+        return c
+    cdef const smm_kernel *kp
+    cdef char *p1
+    cdef char *p2
+    if Lc.col:   # C = op(A) op(B): flags say whether the memory must be transposed to give op(X)
+        kp = _lookup(m, n, ka, La.ld, Lb.ld, Lc.ld, alpha, beta, _DTYPES[dt],
+                     ta ^ (not La.col), tb ^ (not Lb.col), 0, isa)
+        p1 = La.ptr; p2 = Lb.ptr
+    else:        # memory of C is C^T = op(B)^T op(A)^T
+        kp = _lookup(n, m, ka, Lb.ld, La.ld, Lc.ld, alpha, beta, _DTYPES[dt],
+                     tb ^ Lb.col, ta ^ La.col, 0, isa)
+        p1 = Lb.ptr; p2 = La.ptr
+    cdef char *pc = Lc.ptr
+    with nogil:
+        smm_call(kp, p1, p2, pc)
+    return c
+
+
+# ---------------------------------------------------------------------------------------------
+# gemm_batch: the ISA-independent batch framework (one nogil call, OpenMP over entries/runs)
+
+ctypedef fused index_t:
+    int32_t
+    int64_t
+
+
+cdef inline int64_t _offset(const index_t *idx, int64_t stride, int64_t base, int64_t e) noexcept nogil:
+    if idx != NULL:
+        return <int64_t>idx[e] - base
+    return e * stride
+
+
+cdef void _run_entries(const smm_kernel *kp, char *a, char *b, char *c, int64_t item,
+                       const index_t *ia, const index_t *ib, const index_t *ic,
+                       int64_t sa, int64_t sb, int64_t sc, int64_t base,
+                       const int64_t *order, int64_t e0, int64_t e1, bint reduce, bint prefetch) noexcept nogil:
+    """Entries [e0, e1) of the (possibly permuted) batch, all on one thread. Consecutive entries that
+    share a C are one batch-reduce call when `reduce` (C read and written once per chunk)."""
+    cdef const void *ap[REDUCE_CHUNK]
+    cdef const void *bp[REDUCE_CHUNK]
+    cdef int64_t e = e0, f, j, g, nxt
+    cdef int64_t oc
+    cdef smm_kernel_fn fn = (<const smm_kernel_full *>kp).fn
+    cdef const void *pa
+    cdef const void *pb
+    cdef const void *pc
+    while e < e1:
+        g = order[e] if order != NULL else e
+        oc = _offset(ic, sc, base, g)
+        f = e + 1
+        if reduce:
+            while f < e1 and f - e < REDUCE_CHUNK:
+                j = order[f] if order != NULL else f
+                if _offset(ic, sc, base, j) != oc:
+                    break
+                f += 1
+        for j in range(e, f):
+            g = order[j] if order != NULL else j
+            ap[j - e] = a + _offset(ia, sa, base, g) * item
+            bp[j - e] = b + _offset(ib, sb, base, g) * item
+        if prefetch:
+            nxt = f if f < e1 else f - 1
+            nxt = order[nxt] if order != NULL else nxt
+            pa = a + _offset(ia, sa, base, nxt) * item
+            pb = b + _offset(ib, sb, base, nxt) * item
+            pc = c + _offset(ic, sc, base, nxt) * item
+            fn(kp, ap, bp, c + oc * item, f - e, pa, pb, pc)
+        else:
+            fn(kp, ap, bp, c + oc * item, f - e, NULL, NULL, NULL)
+        e = f
+
+
+cdef void _run_strided(const smm_kernel *kp, char *a, char *b, char *c, int64_t sa, int64_t sb, int64_t sc,
+                       int64_t e0, int64_t e1, bint prefetch) noexcept nogil:
+    """Entries [e0, e1) of a strided batch with distinct C's (byte strides): the lean loop."""
+    cdef smm_kernel_fn fn = (<const smm_kernel_full *>kp).fn
+    cdef const void *ap
+    cdef const void *bp
+    cdef int64_t e
+    for e in range(e0, e1):
+        ap = a + e * sa
+        bp = b + e * sb
+        if prefetch and e + 1 < e1:
+            fn(kp, &ap, &bp, c + e * sc, 1, a + (e + 1) * sa, b + (e + 1) * sb, c + (e + 1) * sc)
+        else:
+            fn(kp, &ap, &bp, c + e * sc, 1, NULL, NULL, NULL)
+
+
+cdef void _run_strided_batch(const smm_kernel *kp, char *a, char *b, char *c, int64_t sa, int64_t sb,
+                             int64_t sc, int64_t nbatch, bint prefetch, int nthreads) noexcept nogil:
+    cdef int64_t t, chunk, e0, e1
+    if nthreads <= 1:
+        _run_strided(kp, a, b, c, sa, sb, sc, 0, nbatch, prefetch)
+        return
+    chunk = (nbatch + nthreads - 1) // nthreads
+    for t in prange(nthreads, nogil=True, num_threads=nthreads, schedule="static", chunksize=1):
+        e0 = t * chunk
+        e1 = min(e0 + chunk, nbatch)
+        if e0 < e1:
+            _run_strided(kp, a, b, c, sa, sb, sc, e0, e1, prefetch)
+
+
+cdef void _run_batch(const smm_kernel *kp, char *a, char *b, char *c, int64_t item,
+                     const index_t *ia, const index_t *ib, const index_t *ic,
+                     int64_t sa, int64_t sb, int64_t sc, int64_t base, int64_t nbatch,
+                     const int64_t *order, const int64_t *runs, int64_t nruns,
+                     bint reduce, bint prefetch, int nthreads) noexcept nogil:
+    """Whole batch. `runs` (nruns+1 boundaries into the ordered entries) keeps every C inside one
+    run, so runs can go to different threads without locks; NULL means all C's are distinct."""
+    cdef int64_t r, t, chunk, e0, e1
+    if nthreads <= 1:
+        _run_entries(kp, a, b, c, item, ia, ib, ic, sa, sb, sc, base, order, 0, nbatch, reduce, prefetch)
+        return
+    if runs == NULL:
+        # Distinct C's: contiguous blocks of entries per thread (as LIBXSMM's batch), so each
+        # thread streams through its part and prefetches its own next entry.
+        chunk = (nbatch + nthreads - 1) // nthreads
+        for t in prange(nthreads, nogil=True, num_threads=nthreads, schedule="static", chunksize=1):
+            e0 = t * chunk
+            e1 = min(e0 + chunk, nbatch)
+            if e0 < e1:
+                _run_entries(kp, a, b, c, item, ia, ib, ic, sa, sb, sc, base, order, e0, e1, reduce, prefetch)
+    else:
+        for r in prange(nruns, nogil=True, num_threads=nthreads, schedule="guided"):
+            _run_entries(kp, a, b, c, item, ia, ib, ic, sa, sb, sc, base, order, runs[r], runs[r + 1],
+                         reduce, prefetch)
+
+
+cdef int64_t _find_runs(const index_t *ic, int64_t sc, int64_t base, const int64_t *order, int64_t n,
+                        int64_t *runs) noexcept nogil:
+    """Boundaries of maximal runs of equal C offsets in the given order; returns the run count."""
+    cdef int64_t e, nr = 0, prev = 0, cur
+    for e in range(n):
+        cur = _offset(ic, sc, base, order[e] if order != NULL else e)
+        if e == 0 or cur != prev:
+            runs[nr] = e
+            nr += 1
+        prev = cur
+    runs[nr] = n
+    return nr
+
+
+cdef bint _is_sorted(const index_t *ic, int64_t n) noexcept nogil:
+    cdef int64_t e
+    for e in range(1, n):
+        if ic[e] < ic[e - 1]:
+            return False
+    return True
+
+
+cdef void _minmax(const index_t *idx, int64_t n, int64_t *lo, int64_t *hi) noexcept nogil:
+    cdef int64_t e, v
+    lo[0] = idx[0]
+    hi[0] = idx[0]
+    for e in range(1, n):
+        v = idx[e]
+        if v < lo[0]:
+            lo[0] = v
+        elif v > hi[0]:
+            hi[0] = v
+
+
+def _index_range(name, idx, int64_t n, int64_t base):
+    """(min, max) of an index array (as int64), checked for dtype and length."""
+    if not isinstance(idx, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray of int32 or int64, got {type(idx).__name__}")
+    if idx.dtype not in (np.dtype(np.int32), np.dtype(np.int64)):
+        raise TypeError(f"{name} must have dtype int32 or int64, got {idx.dtype}")
+    if idx.ndim != 1 or idx.shape[0] != n:
+        raise ValueError(f"{name} must be 1-D of the batch length {n}, got shape {idx.shape}")
+    if not idx.flags.c_contiguous or not idx.flags.aligned:
+        raise ValueError(f"{name} must be contiguous and aligned")
+    cdef int64_t lo = 0, hi = 0
+    if n:
+        if idx.dtype == np.int32:
+            _minmax(<const int32_t *>cnp.PyArray_DATA(idx), n, &lo, &hi)
+        else:
+            _minmax(<const int64_t *>cnp.PyArray_DATA(idx), n, &lo, &hi)
+    return lo - base, hi - base
+
+
+def _blocks_overlap(int64_t d, int64_t rows, int64_t cols, int64_t ld):
+    """Do column-major blocks (rows x cols, leading dimension ld) at element offsets 0 and d > 0
+    share an element?"""
+    cdef int64_t q = d // ld, r = d % ld
+    return (r < rows and q < cols) or (r + rows > ld and q + 1 < cols)
+
+
+def _check_c_blocks_disjoint(offsets, int64_t rows, int64_t cols, int64_t ld):
+    """Distinct C blocks (sorted unique offsets) must not partially overlap, or threads would race."""
+    u = np.unique(offsets)
+    if u.shape[0] < 2:
+        return
+    foot = ld * (cols - 1) + rows
+    gaps = np.diff(u)
+    for i in np.nonzero(gaps < foot)[0]:
+        # Every later block closer than one footprint is a candidate; the first is the nearest.
+        for j in range(i + 1, u.shape[0]):
+            d = int(u[j] - u[i])
+            if d >= foot:
+                break
+            if _blocks_overlap(d, rows, cols, ld):
+                raise ValueError(f"c_index: C blocks at offsets {int(u[i])} and {int(u[j])} overlap partially "
+                                 f"({rows}x{cols}, ldc={ld}); repeated C blocks must use identical offsets")
+
+
+def _stack_layout(name, x, dt, int64_t nbatch, write):
+    """A 3-D stack (batch, rows, cols) or a 2-D matrix used for every entry: (layout, batch stride)."""
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(x).__name__}")
+    if x.dtype != dt:
+        raise TypeError(f"{name} has dtype {x.dtype}, expected {dt} (all operands must share one dtype)")
+    if not x.flags.aligned:
+        raise ValueError(f"{name} is not aligned to its element size")
+    if write and not x.flags.writeable:
+        raise ValueError(f"{name} is read-only")
+    if x.ndim == 2:
+        mat, stride = x, 0
+    elif x.ndim == 3:
+        if x.shape[0] != nbatch:
+            raise ValueError(f"{name} holds {x.shape[0]} matrices, the batch has {nbatch}")
+        mat = x[0] if nbatch else np.empty(x.shape[1:], dtype=dt)
+        if x.strides[0] % x.itemsize or x.strides[0] < 0:
+            raise ValueError(f"{name}: the batch stride {x.strides[0]} bytes is not a non-negative "
+                             f"multiple of the element size")
+        stride = x.strides[0] // x.itemsize if nbatch > 1 else 0
+    else:
+        raise ValueError(f"{name} must be a 3-D stack (batch, rows, cols) or a 2-D matrix, got {x.ndim}-D")
+    L = _layout(name, mat)
+    if L is None:
+        raise ValueError(f"{name}: each matrix needs one unit-stride axis (C or Fortran order), "
+                         f"got strides {x.strides}")
+    return L, stride
+
+
+def gemm_batch(a, b, c, alpha=1.0, beta=1.0, *, a_index=None, b_index=None, c_index=None,
+               index_base=0, m=None, n=None, k=None, lda=None, ldb=None, ldc=None,
+               trans_a=False, trans_b=False, batch=None, threads=None, distinct_c=False,
+               prefetch="auto", target=None):
+    """Many products in one nogil call: ``C_i = alpha * op(A_i) @ op(B_i) + beta * C_i``.
+
+    Strided form: ``a``, ``b``, ``c`` are stacks of shape ``(batch, rows, cols)`` (numpy shapes:
+    ``a[i]`` is ``(m, k)``, or ``(k, m)`` with ``trans_a``), each matrix C- or Fortran-ordered, any
+    batch stride; ``a`` or ``b`` may have batch stride 0 (``np.broadcast_to``) or be 2-D (one matrix
+    for every entry). ``c`` needs distinct matrices.
+
+    Index form (any of ``a_index``, ``b_index``, ``c_index`` given, ``a``/``b``/``c`` 1-D buffers):
+    entry i multiplies the column-major blocks starting at element ``a_index[i] - index_base`` of
+    ``a`` (m x k, or k x m with ``trans_a``, leading dimension ``lda``), ``b_index[i]`` of ``b`` and
+    ``c_index[i]`` of ``c`` (m x n, ``ldc``); an omitted index array means offset 0 for every entry
+    (then ``batch`` gives the length if no index array does). Index arrays are int32 or int64.
+
+    Entries are applied as if in order for each C: repeated C blocks (same offset) are grouped so
+    each is updated by one thread, and runs of consecutive entries on one C are reduced in registers
+    (C loaded and stored once per run) when ``beta == 1``. ``distinct_c=True`` promises no C
+    repeats (skips the grouping). ``threads``: OpenMP threads (default: the process setting).
+    """
+    dt = _common_dtype(a, b, c)
+    alpha = _as_scalar("alpha", alpha)
+    beta = _as_scalar("beta", beta)
+    ta = _as_flag("trans_a", trans_a)
+    tb = _as_flag("trans_b", trans_b)
+    isa = _isa_id(target)
+    pf = _prefetch_id(prefetch)
+    nthreads = resolve_threads(threads)
+    if index_base not in (0, 1) or isinstance(index_base, bool):
+        raise ValueError(f"index_base must be 0 or 1, got {index_base!r}")
+    if a_index is not None or b_index is not None or c_index is not None or a.ndim == 1:
+        return _gemm_batch_index(a, b, c, dt, alpha, beta, a_index, b_index, c_index, index_base,
+                                 m, n, k, lda, ldb, ldc, ta, tb, batch, nthreads, distinct_c, pf, isa)
+    if any(v is not None for v in (m, n, k, lda, ldb, ldc, batch)):
+        raise ValueError("m, n, k, lda, ldb, ldc and batch are for the index form; "
+                         "the strided form takes them from the arrays")
+    return _gemm_batch_strided(a, b, c, dt, alpha, beta, ta, tb, nthreads, pf, isa)
+
+
+def _gemm_batch_strided(a, b, c, dt, double alpha, double beta, bint ta, bint tb, int nthreads, int pf, int isa):
+    if not isinstance(c, np.ndarray) or c.ndim != 3:
+        raise ValueError(f"c must be a 3-D stack (batch, rows, cols), got shape {getattr(c, 'shape', None)}")
+    cdef int64_t nb = c.shape[0]
+    La, sa = _stack_layout("a", a, dt, nb, False)
+    Lb, sb = _stack_layout("b", b, dt, nb, False)
+    Lc, sc = _stack_layout("c", c, dt, nb, True)
+    ash, bsh = a.shape[a.ndim - 2:], b.shape[b.ndim - 2:]
+    mm, ka = (ash[1], ash[0]) if ta else (ash[0], ash[1])
+    kb, nn = (bsh[1], bsh[0]) if tb else (bsh[0], bsh[1])
+    if ka != kb:
+        raise ValueError(f"a and b do not conform: op(a[i]) is {mm}x{ka}, op(b[i]) is {kb}x{nn}")
+    if tuple(c.shape[1:]) != (mm, nn):
+        raise ValueError(f"c[i] has shape {tuple(c.shape[1:])}, op(a[i]) @ op(b[i]) has shape ({mm}, {nn})")
+    _check_no_overlap(a, b, c)
+    if nb == 0 or mm == 0 or nn == 0:
+        return c
+    if ka == 0:
+        if beta == 0.0:
+            c[...] = 0
+        else:
+            c *= beta
+        return c
+    _as_size("m", mm); _as_size("n", nn); _as_size("k", ka)
+    cdef _Layout A = La, B = Lb, C = Lc
+    # The C stack in column-major terms (rows x cols, ld): its entries must be distinct.
+    crow, ccol = (mm, nn) if C.col else (nn, mm)
+    if nb > 1:
+        if sc == 0:
+            raise ValueError("c: a batch stride of 0 would make every entry write the same C")
+        foot = C.ld * (ccol - 1) + crow
+        for q in range(1, min(nb, foot // sc + 2)):
+            if q * sc < foot and _blocks_overlap(q * sc, crow, ccol, C.ld):
+                raise ValueError("c: the matrices of the stack overlap each other")
+    cdef const smm_kernel *kp
+    cdef char *p1
+    cdef char *p2
+    cdef int64_t s1, s2
+    if C.col:
+        kp = _lookup(mm, nn, ka, A.ld, B.ld, C.ld, alpha, beta, _DTYPES[dt], ta ^ (not A.col), tb ^ (not B.col), pf, isa)
+        p1 = A.ptr; p2 = B.ptr; s1 = sa; s2 = sb
+    else:
+        kp = _lookup(nn, mm, ka, B.ld, A.ld, C.ld, alpha, beta, _DTYPES[dt], tb ^ B.col, ta ^ A.col, pf, isa)
+        p1 = B.ptr; p2 = A.ptr; s1 = sb; s2 = sa
+    cdef char *pc = C.ptr
+    cdef int64_t item = c.itemsize, scc = sc
+    cdef int nt = threads_for_work(nthreads, nb, BATCH_GRAIN)
+    cdef int64_t b1 = s1 * item, b2 = s2 * item, bc = scc * item
+    cdef bint pref = pf != 0
+    with nogil:
+        _run_strided_batch(kp, p1, p2, pc, b1, b2, bc, nb, pref, nt)
+    return c
+
+
+def _flat(name, x, dt, write):
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(x).__name__}")
+    if x.dtype != dt:
+        raise TypeError(f"{name} has dtype {x.dtype}, expected {dt} (all operands must share one dtype)")
+    if x.ndim != 1:
+        raise ValueError(f"{name} must be a flat 1-D buffer in the index form, got shape {x.shape}")
+    if not x.flags.c_contiguous:
+        raise ValueError(f"{name} must be contiguous")
+    if not x.flags.aligned:
+        raise ValueError(f"{name} is not aligned to its element size")
+    if write and not x.flags.writeable:
+        raise ValueError(f"{name} is read-only")
+
+
+def _gemm_batch_index(a, b, c, dt, double alpha, double beta, a_index, b_index, c_index, int64_t base,
+                      m, n, k, lda, ldb, ldc, bint ta, bint tb, batch, int nthreads, distinct_c, int pf, int isa):
+    _flat("a", a, dt, False)
+    _flat("b", b, dt, False)
+    _flat("c", c, dt, True)
+    if m is None:
+        raise ValueError("the index form needs the block shape: m (and n, k)")
+    mm = _as_size("m", m)
+    nn = mm if n is None else _as_size("n", n)
+    kk = nn if k is None else _as_size("k", k)
+    lda = _as_size("lda", lda, True) or (kk if ta else mm)
+    ldb = _as_size("ldb", ldb, True) or (nn if tb else kk)
+    ldc = _as_size("ldc", ldc, True) or mm
+    given = [x for x in (a_index, b_index, c_index) if x is not None]
+    if given:
+        nb = len(given[0]) if hasattr(given[0], "__len__") else -1
+        if batch is not None and _as_size("batch", batch, minimum=0) != nb:
+            raise ValueError(f"batch={batch} differs from the index arrays' length {nb}")
+    elif batch is None:
+        raise ValueError("the index form needs a_index, b_index or c_index (or batch)")
+    else:
+        nb = _as_size("batch", batch, minimum=0)
+    # Each block must lie inside its buffer for every index.
+    for name, idx, buf, rows, cols, ld in (("a_index", a_index, a, kk if ta else mm, mm if ta else kk, lda),
+                                           ("b_index", b_index, b, nn if tb else kk, kk if tb else nn, ldb),
+                                           ("c_index", c_index, c, mm, nn, ldc)):
+        if ld < rows:
+            raise ValueError(f"ld{name[0]}={ld} is smaller than the rows of {name[0].upper()} ({rows})")
+        foot = ld * (cols - 1) + rows
+        lo, hi = _index_range(name, idx, nb, base) if idx is not None else (0, 0)
+        if nb and lo < 0:
+            raise ValueError(f"{name}: index {lo + base} is below index_base={base}")
+        if nb and hi + foot > buf.shape[0]:
+            raise ValueError(f"{name}: the block at index {hi + base} ({rows}x{cols}, ld={ld}) ends at element "
+                             f"{hi + foot}, past the end of {name[0]} ({buf.shape[0]} elements)")
+    _check_no_overlap(a, b, c)
+    if nb == 0:
+        return c
+    idt = {x.dtype for x in given}
+    if len(idt) > 1:   # one index type per call: widen the narrow ones (a copy of the indices only)
+        a_index, b_index, c_index = (None if x is None else x.astype(np.int64) for x in (a_index, b_index, c_index))
+        idt = {np.dtype(np.int64)}
+    cdef bint wide = (not idt) or idt.pop() == np.dtype(np.int64)
+    cdef const smm_kernel *kp = _lookup(mm, nn, kk, lda, ldb, ldc, alpha, beta, _DTYPES[dt], ta, tb, pf, isa)
+    # C repeats: group equal C offsets (stable: per-C order kept) so that a C belongs to one run.
+    cdef int nt = threads_for_work(nthreads, nb, BATCH_GRAIN)
+    cdef bint reduce = beta == 1.0 and alpha != 0.0
+    order = runs = None
+    cdef int64_t nruns = 0
+    cdef int64_t *order_p = NULL
+    cdef int64_t *runs_p = NULL
+    cdef int64_t sc = 0
+    if c_index is None:
+        if nt > 1 and not reduce:
+            nt = 1   # every entry updates the one C, in order
+        elif nt > 1:
+            nt = 1   # one C: a single batch-reduce run
+    elif not distinct_c:
+        if nt > 1:
+            if wide:
+                sorted_ = _is_sorted[int64_t](<const int64_t *>cnp.PyArray_DATA(c_index), nb)
+            else:
+                sorted_ = _is_sorted[int32_t](<const int32_t *>cnp.PyArray_DATA(c_index), nb)
+            if not sorted_:
+                order = np.argsort(c_index, kind="stable").astype(np.int64, copy=False)
+                order_p = <int64_t *>cnp.PyArray_DATA(order)
+            _check_c_blocks_disjoint(c_index, mm, nn, ldc)
+            runs = np.empty(nb + 1, dtype=np.int64)
+            runs_p = <int64_t *>cnp.PyArray_DATA(runs)
+            if wide:
+                nruns = _find_runs[int64_t](<const int64_t *>cnp.PyArray_DATA(c_index), 0, base, order_p, nb, runs_p)
+            else:
+                nruns = _find_runs[int32_t](<const int32_t *>cnp.PyArray_DATA(c_index), 0, base, order_p, nb, runs_p)
+            nt = threads_for_work(nt, nruns, 1)
+    cdef char *pa = <char *>cnp.PyArray_DATA(a)
+    cdef char *pb = <char *>cnp.PyArray_DATA(b)
+    cdef char *pc = <char *>cnp.PyArray_DATA(c)
+    cdef int64_t item = c.itemsize, nbb = nb
+    cdef bint pref = pf != 0
+    cdef void *ia = NULL if a_index is None else cnp.PyArray_DATA(a_index)
+    cdef void *ib = NULL if b_index is None else cnp.PyArray_DATA(b_index)
+    cdef void *ic = NULL if c_index is None else cnp.PyArray_DATA(c_index)
+    with nogil:
+        if wide:
+            _run_batch[int64_t](kp, pa, pb, pc, item, <const int64_t *>ia, <const int64_t *>ib,
+                                <const int64_t *>ic, 0, 0, 0, base, nbb, order_p, runs_p, nruns, reduce, pref, nt)
+        else:
+            _run_batch[int32_t](kp, pa, pb, pc, item, <const int32_t *>ia, <const int32_t *>ib,
+                                <const int32_t *>ic, 0, 0, 0, base, nbb, order_p, runs_p, nruns, reduce, pref, nt)
+    return c

@@ -1,0 +1,23 @@
+/* Vector vocabulary of the AVX2+FMA path, f32: 8 floats per ymm register, 16 registers. Include once per translation unit. */
+#include <immintrin.h>
+#define SMM_CAT2(a, b) a##b
+#define SMM_CAT(a, b) SMM_CAT2(a, b)
+#define T float
+#define V __m256
+#define L 8
+#define MASK __m256i
+#define TGT __attribute__((target("avx2,fma")))
+#define PFX(x) SMM_CAT(smm_avx2_f32_, x)
+#define VZERO() _mm256_setzero_ps()
+#define VLOAD(p) _mm256_loadu_ps(p)
+#define VLOADM(p, msk) _mm256_maskload_ps((p), (msk))
+#define VSTORE(p, v) _mm256_storeu_ps((p), (v))
+#define VSTOREM(p, msk, v) _mm256_maskstore_ps((p), (msk), (v))
+#define VBCAST(p) _mm256_broadcast_ss(p)
+#define VFMA(x, y, acc) _mm256_fmadd_ps((x), (y), (acc))
+#define VMUL(x, y) _mm256_mul_ps((x), (y))
+#define VADD(x, y) _mm256_add_ps((x), (y))
+#define VSET1(s) _mm256_set1_ps(s)
+#define MKMASK(n) _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0))
+#define PREFETCH_L1(p) _mm_prefetch((const char *)(p), _MM_HINT_T0)
+#define PREFETCH_L2(p) _mm_prefetch((const char *)(p), _MM_HINT_T1)

@@ -1,0 +1,23 @@
+/* Vector vocabulary of the AVX2+FMA path, f64: 4 doubles per ymm register, 16 registers. Include once per translation unit. */
+#include <immintrin.h>
+#define SMM_CAT2(a, b) a##b
+#define SMM_CAT(a, b) SMM_CAT2(a, b)
+#define T double
+#define V __m256d
+#define L 4
+#define MASK __m256i
+#define TGT __attribute__((target("avx2,fma")))
+#define PFX(x) SMM_CAT(smm_avx2_f64_, x)
+#define VZERO() _mm256_setzero_pd()
+#define VLOAD(p) _mm256_loadu_pd(p)
+#define VLOADM(p, msk) _mm256_maskload_pd((p), (msk))
+#define VSTORE(p, v) _mm256_storeu_pd((p), (v))
+#define VSTOREM(p, msk, v) _mm256_maskstore_pd((p), (msk), (v))
+#define VBCAST(p) _mm256_broadcast_sd(p)
+#define VFMA(x, y, acc) _mm256_fmadd_pd((x), (y), (acc))
+#define VMUL(x, y) _mm256_mul_pd((x), (y))
+#define VADD(x, y) _mm256_add_pd((x), (y))
+#define VSET1(s) _mm256_set1_pd(s)
+#define MKMASK(n) _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_set_epi64x(3, 2, 1, 0))
+#define PREFETCH_L1(p) _mm_prefetch((const char *)(p), _MM_HINT_T0)
+#define PREFETCH_L2(p) _mm_prefetch((const char *)(p), _MM_HINT_T1)

@@ -1,0 +1,8 @@
+/* Runtime-sized GEMM micro-kernels, avx2 path, f32, register tile 2 vectors x 6 columns
+ * (op(B) = B and op(B) = B^T). */
+#if defined(__x86_64__)
+#include "avx2_f32.h"
+#include "smm_tile.h"
+SMM_DEFINE_RUNTIME(2, 6, 0)
+SMM_DEFINE_RUNTIME(2, 6, 1)
+#endif

@@ -1,0 +1,20 @@
+/* Ends one ISA/dtype section: the next vocabulary header may define the same names. */
+#undef T
+#undef V
+#undef L
+#undef MASK
+#undef TGT
+#undef PFX
+#undef VZERO
+#undef VLOAD
+#undef VLOADM
+#undef VSTORE
+#undef VSTOREM
+#undef VBCAST
+#undef VFMA
+#undef VMUL
+#undef VADD
+#undef VSET1
+#undef MKMASK
+#undef PREFETCH_L1
+#undef PREFETCH_L2

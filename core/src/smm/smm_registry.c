@@ -1,0 +1,209 @@
+#include "smm_registry.h"
+#include "cpu.h"
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+void smm_generic_f64(const smm_kernel *, const void *const *, const void *const *, void *, int64_t,
+                     const void *, const void *, const void *);
+void smm_generic_f32(const smm_kernel *, const void *const *, const void *const *, void *, int64_t,
+                     const void *, const void *, const void *);
+
+/* ---- the runtime-sized micro-kernels of each ISA path, by register tile ---- */
+#define DECL(isa, dt, mv, nr)                                                                          \
+  void smm_##isa##_##dt##_gemm_##mv##x##nr##_tb0(const smm_kernel *, const void *const *,               \
+                                                 const void *const *, void *, int64_t, const void *,    \
+                                                 const void *, const void *);                          \
+  void smm_##isa##_##dt##_gemm_##mv##x##nr##_tb1(const smm_kernel *, const void *const *,               \
+                                                 const void *const *, void *, int64_t, const void *,    \
+                                                 const void *, const void *);
+#define ENTRY(isa, dt, mv, nr) { mv, nr, { smm_##isa##_##dt##_gemm_##mv##x##nr##_tb0, smm_##isa##_##dt##_gemm_##mv##x##nr##_tb1 } }
+
+typedef struct { int mv, nr; smm_kernel_fn fn[2]; } tile_entry;
+#define MAX_TILES 4
+
+#if defined(__x86_64__)
+DECL(avx2, f64, 3, 4) DECL(avx2, f64, 2, 6) DECL(avx2, f64, 1, 8)
+DECL(avx2, f32, 3, 4) DECL(avx2, f32, 2, 6) DECL(avx2, f32, 1, 8)
+DECL(avx512, f64, 4, 6) DECL(avx512, f64, 3, 8) DECL(avx512, f64, 2, 12) DECL(avx512, f64, 1, 16)
+DECL(avx512, f32, 4, 6) DECL(avx512, f32, 3, 8) DECL(avx512, f32, 2, 12) DECL(avx512, f32, 1, 16)
+/* [isa][dtype]: candidate tiles, biggest first (ties in the cost model go to the earlier one). */
+static const tile_entry TILES[SMM_ISA_COUNT][2][MAX_TILES] = {
+  [SMM_ISA_AVX2] = {
+    { ENTRY(avx2, f64, 3, 4), ENTRY(avx2, f64, 2, 6), ENTRY(avx2, f64, 1, 8) },
+    { ENTRY(avx2, f32, 3, 4), ENTRY(avx2, f32, 2, 6), ENTRY(avx2, f32, 1, 8) } },
+  [SMM_ISA_AVX512] = {
+    { ENTRY(avx512, f64, 4, 6), ENTRY(avx512, f64, 3, 8), ENTRY(avx512, f64, 2, 12), ENTRY(avx512, f64, 1, 16) },
+    { ENTRY(avx512, f32, 4, 6), ENTRY(avx512, f32, 3, 8), ENTRY(avx512, f32, 2, 12), ENTRY(avx512, f32, 1, 16) } },
+};
+#else
+static const tile_entry TILES[SMM_ISA_COUNT][2][MAX_TILES];
+#endif
+
+static int lanes_of(int isa, int dtype)
+{
+  int bytes = isa == SMM_ISA_AVX512 ? 64 : 32;
+  return bytes / (dtype == SMM_F64 ? 8 : 4);
+}
+
+/* Issue-slot model of one tile of v vectors x w columns over k steps: FMAs and loads (vector loads
+ * of A plus broadcasts of B) each issue two per cycle on the cores we target, so a step costs
+ * max(v*w, v+w); the C update costs about two slots per vector. The same model is in
+ * gen_specialized.py (tests check that both choose alike). */
+static double tile_cost(int64_t k, int64_t v, int64_t w)
+{
+  const int64_t fma = v * w, ld = v + w;
+  return (double)k * (double)(fma > ld ? fma : ld) + 2.0 * (double)(v * w) + 4.0;
+}
+
+static double shape_cost(int64_t m, int64_t n, int64_t k, int L, int MV, int NR)
+{
+  const int64_t mb = (int64_t)MV * L, mfull = m / mb, mrem = m % mb, rv = (mrem + L - 1) / L;
+  const int64_t nfull = n / NR, nrem = n % NR;
+  double per_cols = (double)mfull * tile_cost(k, MV, NR) + (mrem ? tile_cost(k, rv, NR) : 0.0);
+  double rem_cols = nrem ? (double)mfull * tile_cost(k, MV, nrem) + (mrem ? tile_cost(k, rv, nrem) : 0.0) : 0.0;
+  return (double)nfull * per_cols + rem_cols;
+}
+
+void smm_select_tile(int isa, int dtype, int64_t m, int64_t n, int64_t k, int *mv, int *nr)
+{
+  *mv = 0; *nr = 0;
+  if (isa <= SMM_ISA_GENERIC || isa >= SMM_ISA_COUNT || (dtype != SMM_F64 && dtype != SMM_F32)) return;
+  const int L = lanes_of(isa, dtype);
+  double best = -1.0;
+  for (int t = 0; t < MAX_TILES; ++t) {
+    const tile_entry *te = &TILES[isa][dtype][t];
+    if (!te->mv) break;
+    double cst = shape_cost(m, n, k, L, te->mv, te->nr);
+    if (best < 0.0 || cst < best) { best = cst; *mv = te->mv; *nr = te->nr; }
+  }
+}
+
+int smm_desc_check(const smm_desc *d)
+{
+  if (d->m < 1 || d->n < 1 || d->k < 1) return -1;
+  if (d->dtype != SMM_F64 && d->dtype != SMM_F32) return -2;
+  if (d->lda < (d->trans_a ? d->k : d->m)) return -3;
+  if (d->ldb < (d->trans_b ? d->n : d->k)) return -4;
+  if (d->ldc < d->m) return -5;
+  if (d->isa < 0 || d->isa >= SMM_ISA_COUNT || d->isa > smm_cpu_best_isa()) return -6;
+  if ((d->trans_a | d->trans_b) & ~1) return -7;
+  return 0;
+}
+
+static void build(const smm_desc *d, smm_kernel *kern)
+{
+  memset(kern, 0, sizeof(*kern));
+  kern->desc = *d;
+  kern->fn = d->dtype == SMM_F64 ? smm_generic_f64 : smm_generic_f32;
+  if (d->isa == SMM_ISA_GENERIC) return;
+  /* A transposed A is packed on the stack by the tiled kernels; too big a panel runs portable code. */
+  if (d->trans_a && (int64_t)d->m * d->k > 8192) return;
+  /* Specialised kernels bake in tight leading dimensions (a transposed A is packed tight). */
+  if (!d->trans_b && d->ldb == d->k && d->ldc == d->m && d->lda == (d->trans_a ? d->k : d->m)) {
+    for (int i = 0; i < smm_spec_count; ++i) {
+      const smm_spec_entry *s = &smm_spec_table[i];
+      if (s->isa == d->isa && s->dtype == d->dtype && s->m == d->m && s->n == d->n && s->k == d->k) {
+        kern->fn = s->fn; kern->mv = s->mv; kern->nr = s->nr; kern->specialized = 1;
+        return;
+      }
+    }
+  }
+  int mv, nr;
+  smm_select_tile(d->isa, d->dtype, d->m, d->n, d->k, &mv, &nr);
+  for (int t = 0; t < MAX_TILES; ++t) {
+    const tile_entry *te = &TILES[d->isa][d->dtype][t];
+    if (te->mv == mv && te->nr == nr) {
+      kern->fn = te->fn[d->trans_b ? 1 : 0]; kern->mv = (int8_t)mv; kern->nr = (int8_t)nr;
+      return;
+    }
+  }
+}
+
+/* ---- registry: open addressing, insert-only; readers take no lock ---- */
+#define REG_CAPACITY (1 << 17) /* as LIBXSMM's: a power of two far above any real shape count */
+
+typedef struct reg_entry {
+  smm_kernel kernel;
+  int64_t hits;
+} reg_entry;
+
+static reg_entry *slots[REG_CAPACITY];
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static int64_t n_kernels, n_misses, n_specialized;
+
+static uint64_t desc_hash(const smm_desc *d)
+{
+  /* FNV-1a over the descriptor's bytes (padding is zeroed by the caller). */
+  const unsigned char *p = (const unsigned char *)d;
+  uint64_t h = 1469598103934665603ull;
+  for (size_t i = 0; i < sizeof(*d); ++i) { h ^= p[i]; h *= 1099511628211ull; }
+  return h ^ (h >> 29);
+}
+
+static reg_entry *probe(const smm_desc *d, uint64_t h, uint64_t *free_slot)
+{
+  for (uint64_t i = 0; i < REG_CAPACITY; ++i) {
+    uint64_t s = (h + i) & (REG_CAPACITY - 1);
+    reg_entry *e = __atomic_load_n(&slots[s], __ATOMIC_ACQUIRE);
+    if (!e) { if (free_slot) *free_slot = s; return NULL; }
+    if (!memcmp(&e->kernel.desc, d, sizeof(*d))) return e;
+  }
+  if (free_slot) *free_slot = REG_CAPACITY; /* full */
+  return NULL;
+}
+
+const smm_kernel *smm_registry_get(const smm_desc *din)
+{
+  smm_desc d;
+  memset(&d, 0, sizeof(d));
+  d.m = din->m; d.n = din->n; d.k = din->k; d.lda = din->lda; d.ldb = din->ldb; d.ldc = din->ldc;
+  d.dtype = din->dtype; d.trans_a = din->trans_a; d.trans_b = din->trans_b; d.prefetch = din->prefetch;
+  d.isa = din->isa; d.alpha = din->alpha; d.beta = din->beta;
+  if (d.alpha == 0.0) d.alpha = 0.0; /* -0.0 and 0.0 are one descriptor */
+  if (d.beta == 0.0) d.beta = 0.0;
+  if (smm_desc_check(&d)) return NULL;
+  const uint64_t h = desc_hash(&d);
+  reg_entry *e = probe(&d, h, NULL);
+  if (e) {
+    __atomic_fetch_add(&e->hits, 1, __ATOMIC_RELAXED);
+    return &e->kernel;
+  }
+  pthread_mutex_lock(&reg_lock);
+  uint64_t free_slot = 0;
+  e = probe(&d, h, &free_slot); /* another thread may have built it meanwhile */
+  if (!e && free_slot < REG_CAPACITY && (e = (reg_entry *)calloc(1, sizeof(reg_entry)))) {
+    build(&d, &e->kernel);
+    ++n_kernels;
+    n_specialized += e->kernel.specialized;
+    __atomic_store_n(&slots[free_slot], e, __ATOMIC_RELEASE);
+  }
+  ++n_misses;
+  pthread_mutex_unlock(&reg_lock);
+  return e ? &e->kernel : NULL;
+}
+
+void smm_registry_get_stats(smm_registry_stats *out)
+{
+  int64_t hits = 0;
+  pthread_mutex_lock(&reg_lock);
+  for (int64_t s = 0; s < REG_CAPACITY; ++s)
+    if (slots[s]) hits += __atomic_load_n(&slots[s]->hits, __ATOMIC_RELAXED);
+  out->kernels = n_kernels; out->misses = n_misses; out->specialized = n_specialized; out->hits = hits;
+  pthread_mutex_unlock(&reg_lock);
+}
+
+int64_t smm_registry_list(const smm_kernel **kernels, int64_t *hits, int64_t max)
+{
+  int64_t n = 0;
+  pthread_mutex_lock(&reg_lock);
+  for (int64_t s = 0; s < REG_CAPACITY; ++s) {
+    if (!slots[s]) continue;
+    if (n < max) { kernels[n] = &slots[s]->kernel; hits[n] = __atomic_load_n(&slots[s]->hits, __ATOMIC_RELAXED); }
+    ++n;
+  }
+  pthread_mutex_unlock(&reg_lock);
+  return n;
+}
+
+void smm_empty_call(void) { __asm__ __volatile__("" ::: "memory"); }

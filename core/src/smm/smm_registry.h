@@ -1,0 +1,35 @@
+/* Kernel selection (which micro-kernel runs a descriptor) and the process-wide kernel registry. */
+#ifndef SMM_REGISTRY_H
+#define SMM_REGISTRY_H
+#include "smm_kernel.h"
+
+/* A fully unrolled kernel of the build-time SMM_MNK list (table written by gen_specialized.py). */
+typedef struct smm_spec_entry {
+  int8_t isa, dtype, mv, nr;
+  int32_t m, n, k;
+  smm_kernel_fn fn;
+} smm_spec_entry;
+extern const smm_spec_entry smm_spec_table[];
+extern const int smm_spec_count;
+
+/* Register tile (vectors x columns) the cost model picks for an m x n x k product on an ISA path. */
+void smm_select_tile(int isa, int dtype, int64_t m, int64_t n, int64_t k, int *mv, int *nr);
+
+/* 0 if the descriptor is valid for this build and CPU-independent rules, else an error code < 0. */
+int smm_desc_check(const smm_desc *d);
+
+/* Registry: the kernel for a (validated, normalised) descriptor; built on first use. Thread-safe;
+ * a hit is lock-free. Returns NULL if the descriptor is invalid or the registry is full. */
+const smm_kernel *smm_registry_get(const smm_desc *d);
+
+typedef struct smm_registry_stats {
+  int64_t kernels, hits, misses, specialized;
+} smm_registry_stats;
+void smm_registry_get_stats(smm_registry_stats *out);
+/* Copies up to `max` kernels and their hit counts; returns how many there are in all. */
+int64_t smm_registry_list(const smm_kernel **kernels, int64_t *hits, int64_t max);
+
+/* An empty call through a function pointer (the dispatch benchmark's "function-call (empty)"). */
+void smm_empty_call(void);
+
+#endif

@@ -1,0 +1,215 @@
+/* ISA-independent register-tile GEMM template (BLIS's "frame" for one ISA's micro-kernel).
+ *
+ * Included by kernels/<isa>_<dtype>.h after it defines the vector vocabulary:
+ *   T (element), V (vector), L (lanes), MASK, TGT (function target attribute), PFX(x) (name prefix),
+ *   VZERO(), VLOAD(p), VLOADM(p,mask), VSTORE(p,v), VSTOREM(p,mask,v), VBCAST(p), VFMA(a,b,acc),
+ *   VMUL(a,b), VADD(a,b), VSET1(x), MKMASK(lanes), PREFETCH_L1(p), PREFETCH_L2(p).
+ *
+ * The tile: MV vectors (MV*L rows of C) x NR columns of C held in MV*NR accumulators; per step p of k,
+ * MV vector loads of op(A)'s column p and NR broadcasts of op(B)'s row p feed MV*NR FMAs.
+ * A is never transposed here (trans_a is packed by the caller); TB selects op(B) = B^T.
+ * All tile parameters are compile-time constants after inlining, so gcc keeps the accumulators in
+ * registers and (for the SMM_MNK kernels, whose m, n, k are constants too) unrolls everything.
+ */
+#include <stdint.h>
+#include "smm_kernel.h"
+
+#define SMM_ALWAYS static inline __attribute__((always_inline))
+/* Largest register tile any ISA uses (accumulator arrays are sized by these constants). */
+#define SMM_MAX_MV 4
+#define SMM_MAX_NR 16
+
+/* One register tile of C at (i0, j0). MASKED: the last of the MV vectors holds only `lanes` valid
+ * rows (masked loads/stores, which never touch memory past the matrix). */
+SMM_ALWAYS TGT void PFX(tile)(const int MV, const int NR, const int FULLK, const int TB, const int MASKED, const int lanes,
+                              const int64_t k, const T *const *a, const T *const *b, const int64_t count,
+                              const int64_t lda, const int64_t ldb, T *c, const int64_t ldc,
+                              const T alpha, const T beta, const int64_t i0, const int64_t j0,
+                              const T *pa, const T *pb, const T *pc)
+{
+  V acc[SMM_MAX_MV][SMM_MAX_NR]; /* fixed sizes: a VLA would live in memory */
+  const MASK mask = MKMASK(lanes);
+#pragma GCC unroll 8
+  for (int r = 0; r < MV; ++r)
+#pragma GCC unroll 32
+    for (int q = 0; q < NR; ++q) acc[r][q] = VZERO();
+
+  if (pa) {
+    /* The next call's operands: this tile's rows of A (the first column block fetches them) and
+       its columns of B (the first row block), one cache line at a time, to L2. */
+    if (j0 == 0)
+      for (int64_t p = 0; p < k; ++p) PREFETCH_L2(pa + i0 + p * lda);
+    if (i0 == 0)
+      for (int q = 0; q < NR; ++q)
+        for (int64_t p = 0; p < k; p += 64 / (int)sizeof(T))
+          PREFETCH_L2(TB ? pb + j0 + q + p * ldb : pb + p + (j0 + q) * ldb);
+  }
+  for (int64_t e = 0; e < count; ++e) {
+    const T *ap = a[e] + i0;
+    const T *bp = TB ? b[e] + j0 : b[e] + j0 * ldb;
+    /* The body of one step p; FULLK kernels (constant k) unroll it completely. */
+#define SMM_TILE_STEP(p)                                                             \
+    {                                                                                \
+      V av[SMM_MAX_MV];                                                              \
+      _Pragma("GCC unroll 8") for (int r = 0; r < MV; ++r)                           \
+        av[r] = (MASKED && r == MV - 1) ? VLOADM(ap + r * L + (p) * lda, mask)   \
+                                           : VLOAD(ap + r * L + (p) * lda);          \
+      _Pragma("GCC unroll 32") for (int q = 0; q < NR; ++q) {                        \
+        const V bv = TB ? VBCAST(bp + q + (p) * ldb) : VBCAST(bp + (p) + q * ldb);   \
+        _Pragma("GCC unroll 8") for (int r = 0; r < MV; ++r)                         \
+          acc[r][q] = VFMA(av[r], bv, acc[r][q]);                                    \
+      }                                                                              \
+    }
+    if (FULLK) {
+#pragma GCC unroll 32
+      for (int64_t p = 0; p < k; ++p) SMM_TILE_STEP(p)
+    } else {
+#pragma GCC unroll 2
+      for (int64_t p = 0; p < k; ++p) SMM_TILE_STEP(p)
+    }
+#undef SMM_TILE_STEP
+  }
+
+  const V va = VSET1(alpha), vb = VSET1(beta);
+#pragma GCC unroll 32
+  for (int q = 0; q < NR; ++q) {
+    T *cq = c + i0 + (j0 + q) * ldc;
+    if (pc) PREFETCH_L1(pc + i0 + (j0 + q) * ldc);
+#pragma GCC unroll 8
+    for (int r = 0; r < MV; ++r) {
+      V x = acc[r][q];
+      if (alpha != (T)1) x = VMUL(x, va);
+      const int partial = (MASKED && r == MV - 1);
+      if (beta != (T)0) {
+        const V cv = partial ? VLOADM(cq + r * L, mask) : VLOAD(cq + r * L);
+        x = (beta == (T)1) ? VADD(x, cv) : VFMA(cv, vb, x);
+      }
+      if (partial) VSTOREM(cq + r * L, mask, x);
+      else VSTORE(cq + r * L, x);
+    }
+  }
+}
+
+/* Columns [j0, j0+NR) of C: full row blocks of MV vectors, then the row remainder. */
+SMM_ALWAYS TGT void PFX(colblock)(const int MV, const int NR, const int FULLK, const int TB,
+                                  const int64_t m, const int64_t k, const T *const *a, const T *const *b,
+                                  const int64_t count, const int64_t lda, const int64_t ldb, T *c,
+                                  const int64_t ldc, const T alpha, const T beta, const int64_t j0,
+                                  const T *pa, const T *pb, const T *pc)
+{
+  const int64_t mb = (int64_t)MV * L, mfull = (m / mb) * mb, mrem = m - mfull;
+  for (int64_t i0 = 0; i0 < mfull; i0 += mb)
+    PFX(tile)(MV, NR, FULLK, TB, 0, L, k, a, b, count, lda, ldb, c, ldc, alpha, beta, i0, j0, pa, pb, pc);
+  if (mrem) {
+    const int rv = (int)((mrem + L - 1) / L), lanes = (int)(mrem - (int64_t)(rv - 1) * L);
+    switch (rv) { /* rv <= MV; one instantiation per vector count */
+#define SMM_ROWS(RV) case RV: if (RV <= MV) PFX(tile)(RV <= MV ? RV : 1, NR, FULLK, TB, 1, lanes, k, a, b, count, lda, ldb, c, ldc, alpha, beta, mfull, j0, pa, pb, pc); break;
+      SMM_ROWS(1) SMM_ROWS(2) SMM_ROWS(3) SMM_ROWS(4)
+#undef SMM_ROWS
+      default: break;
+    }
+  }
+}
+
+/* The whole C: column blocks of NR, then the column remainder (one instantiation per width). */
+SMM_ALWAYS TGT void PFX(body)(const int MV, const int NR, const int FULLK, const int TB,
+                              const int64_t m, const int64_t n, const int64_t k,
+                              const T *const *a, const T *const *b, const int64_t count,
+                              const int64_t lda, const int64_t ldb, T *c, const int64_t ldc,
+                              const T alpha, const T beta, const T *pa, const T *pb, const T *pc)
+{
+  const int64_t nfull = (n / NR) * NR;
+  for (int64_t j0 = 0; j0 < nfull; j0 += NR)
+    PFX(colblock)(MV, NR, FULLK, TB, m, k, a, b, count, lda, ldb, c, ldc, alpha, beta, j0, pa, pb, pc);
+  /* Column remainder as blocks of 8, 4, 2, 1: four instantiations instead of NR-1. */
+  int64_t j0 = nfull;
+#define SMM_COLS(W)                                                                              \
+  if (W < NR && n - j0 >= W) {                                                                   \
+    PFX(colblock)(MV, W < NR ? W : 1, FULLK, TB, m, k, a, b, count, lda, ldb, c, ldc, alpha, beta, \
+                  j0, pa, pb, pc);                                                               \
+    j0 += W;                                                                                     \
+  }
+  SMM_COLS(8) SMM_COLS(4) SMM_COLS(2) SMM_COLS(1)
+#undef SMM_COLS
+}
+
+/* ---- kernel entry: the contract's alpha/beta/count/trans_a handling around a body ---- */
+
+/* C := beta*C without reading C when beta == 0 (the alpha == 0 / empty-sum case: A, B unread). */
+static inline void PFX(scale)(int64_t m, int64_t n, T *c, int64_t ldc, T beta)
+{
+  for (int64_t j = 0; j < n; ++j) {
+    T *cj = c + j * ldc;
+    if (beta == (T)0) for (int64_t i = 0; i < m; ++i) cj[i] = (T)0;
+    else if (beta != (T)1) for (int64_t i = 0; i < m; ++i) cj[i] *= beta;
+  }
+}
+
+/* Largest op(A) = A^T panel packed on the stack; the registry gives larger ones portable code. */
+#ifndef SMM_PACK_MAX
+#define SMM_PACK_MAX 8192
+#endif
+
+/* op(A) = A^T: the tiles load columns of op(A) as vectors, so each A_e^T is packed column-major
+ * (ld = m) and the same kernel runs again on the panel as a non-transposed A. Kept out of line:
+ * every kernel shares it, and the common path stays small. */
+static TGT __attribute__((noinline)) void PFX(trans_a)(const smm_kernel *kern, const void *const *a,
+                                                       const void *const *b, void *c, int64_t count,
+                                                       const void *pa, const void *pb, const void *pc)
+{
+  T panel[SMM_PACK_MAX];
+  smm_kernel plain = *kern;
+  const int64_t m = kern->desc.m, k = kern->desc.k, lda = kern->desc.lda;
+  plain.desc.trans_a = 0;
+  plain.desc.lda = (int32_t)m;
+  for (int64_t e = 0; e < count; ++e) {
+    const T *ae = (const T *)a[e];
+    for (int64_t p = 0; p < k; ++p)
+      for (int64_t i = 0; i < m; ++i) panel[i + p * m] = ae[p + i * lda];
+    const void *ap = panel;
+    if (e == 1) plain.desc.beta = 1.0; /* later products accumulate onto the first */
+    kern->fn(&plain, &ap, &b[e], c, 1, e + 1 == count ? pa : NULL, pb, pc);
+  }
+}
+
+/* The contract around one body. LDA/LDB/LDC > 0 are the leading dimensions baked in (specialised
+ * kernels: address offsets become immediates), 0 takes them from the descriptor. */
+SMM_ALWAYS TGT void PFX(entry)(const int MV, const int NR, const int FULLK, const int TB,
+                               const int64_t M, const int64_t N, const int64_t K,
+                               const int64_t LDA, const int64_t LDB, const int64_t LDC,
+                               const smm_kernel *kern, const void *const *a, const void *const *b,
+                               void *cv, int64_t count, const void *pa, const void *pb, const void *pc)
+{
+  const smm_desc *d = &kern->desc;
+  const T alpha = (T)d->alpha, beta = (T)d->beta;
+  if (__builtin_expect(alpha == (T)0 || count <= 0, 0)) {
+    PFX(scale)(d->m, d->n, (T *)cv, d->ldc, beta);
+    return;
+  }
+  if (__builtin_expect(d->trans_a, 0)) {
+    PFX(trans_a)(kern, a, b, cv, count, pa, pb, pc);
+    return;
+  }
+  PFX(body)(MV, NR, FULLK, TB, M ? M : d->m, N ? N : d->n, K ? K : d->k, (const T *const *)a,
+            (const T *const *)b, count, LDA ? LDA : d->lda, LDB ? LDB : d->ldb, (T *)cv, LDC ? LDC : d->ldc,
+            alpha, beta, (const T *)pa, (const T *)pb, (const T *)pc);
+}
+
+/* A runtime-sized kernel with register tile MV x NR (TB: op(B) = B^T). */
+#define SMM_DEFINE_RUNTIME(MV, NR, TB)                                                                   \
+  TGT void PFX(gemm_##MV##x##NR##_tb##TB)(const smm_kernel *kern, const void *const *a,                  \
+                                          const void *const *b, void *c, int64_t count, const void *pa,   \
+                                          const void *pb, const void *pc)                                 \
+  {                                                                                                      \
+    PFX(entry)(MV, NR, 0, TB, 0, 0, 0, 0, 0, 0, kern, a, b, c, count, pa, pb, pc);                        \
+  }
+
+/* A kernel specialised for one (M, N, K) with tight leading dimensions (lda = M, ldb = K, ldc = M;
+ * op(B) = B); FULL: the k loop is unrolled completely. */
+#define SMM_DEFINE_SPECIALIZED(MV, NR, FULL, M, N, K)                                                    \
+  TGT void PFX(spec_##M##_##N##_##K)(const smm_kernel *kern, const void *const *a, const void *const *b,  \
+                                     void *c, int64_t count, const void *pa, const void *pb,              \
+                                     const void *pc)                                                      \
+  {                                                                                                      \
+    PFX(entry)(MV, NR, FULL, 0, M, N, K, M, K, M, kern, a, b, c, count, pa, pb, pc);                      \
+  }

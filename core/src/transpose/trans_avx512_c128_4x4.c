@@ -1,0 +1,74 @@
+/* AVX-512F transpose of 16-byte elements (c128) in 4x4 register blocks: one zmm per column in, one
+ * zmm (a whole 64-byte line) per row out. */
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#include "cpu.h"
+#include "transpose.h"
+
+#define TR_ATTR __attribute__((target("avx512f")))
+#define TR_ELEM smm_elem16
+#define TR_BM 4
+#define TR_BN 4
+#define TR_SQ 4
+#define TR_STREAMS 1
+#define TR_NAME(op) smm_##op##_avx512_c128_4x4
+#define TR_SFENCE() _mm_sfence()
+
+/* r[q], q = 2h + k (k < 2): [column k, rows 2h, 2h+1 | column k+2, rows 2h, 2h+1]; one 128-bit
+ * lane interleave over column pairs then leaves row i in r[i]. */
+static inline TR_ATTR void t4_load_shuffle(const smm_elem16 *in, int64_t ldi, __m512d r[4])
+{
+  const __m512i lo = _mm512_set_epi64(13, 12, 5, 4, 9, 8, 1, 0);
+  const __m512i hi = _mm512_set_epi64(15, 14, 7, 6, 11, 10, 3, 2);
+  __m512d t[4];
+  for (int k = 0; k < 2; ++k)
+    for (int h = 0; h < 2; ++h)
+      t[2 * h + k] = _mm512_insertf64x4(
+          _mm512_castpd256_pd512(_mm256_loadu_pd((const double *)(in + k * ldi + 2 * h))),
+          _mm256_loadu_pd((const double *)(in + (k + 2) * ldi + 2 * h)), 1);
+  for (int h = 0; h < 4; h += 2) {
+    r[h] = _mm512_permutex2var_pd(t[h], lo, t[h + 1]);
+    r[h + 1] = _mm512_permutex2var_pd(t[h], hi, t[h + 1]);
+  }
+}
+
+static inline TR_ATTR void tr_block(const smm_elem16 *in, int64_t ldi, smm_elem16 *out, int64_t ldo)
+{
+  __m512d r[4];
+  t4_load_shuffle(in, ldi, r);
+  for (int i = 0; i < 4; ++i) _mm512_storeu_pd((double *)(out + i * ldo), r[i]);
+}
+
+static inline TR_ATTR void tr_block_nt(const smm_elem16 *in, int64_t ldi, smm_elem16 *out, int64_t ldo)
+{
+  __m512d r[4];
+  t4_load_shuffle(in, ldi, r);
+  for (int i = 0; i < 4; ++i) _mm512_stream_pd((double *)(out + i * ldo), r[i]);
+}
+
+static inline TR_ATTR void tr_swap_sq(smm_elem16 *a, smm_elem16 *b, int64_t ld)
+{
+  __m512d ra[4], rb[4];
+  t4_load_shuffle(a, ld, ra);
+  t4_load_shuffle(b, ld, rb);
+  for (int i = 0; i < 4; ++i) {
+    _mm512_storeu_pd((double *)(a + i * ld), rb[i]);
+    _mm512_storeu_pd((double *)(b + i * ld), ra[i]);
+  }
+}
+
+static inline TR_ATTR void tr_diag_sq(smm_elem16 *a, int64_t ld)
+{
+  __m512d r[4];
+  t4_load_shuffle(a, ld, r);
+  for (int i = 0; i < 4; ++i) _mm512_storeu_pd((double *)(a + i * ld), r[i]);
+}
+
+#include "trans_impl.h"
+
+const smm_trans_kernels smm_trans_avx512_16 = {
+  smm_otrans_avx512_c128_4x4, smm_itrans_swap_avx512_c128_4x4, smm_itrans_diag_avx512_c128_4x4,
+  smm_copy_avx512, smm_zero_avx512, TR_BM, TR_BN, TR_SQ, SMM_ISA_AVX512, 16, 1, "trans_avx512_c128_4x4"
+};
+
+#endif

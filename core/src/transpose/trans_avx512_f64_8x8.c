@@ -1,0 +1,97 @@
+/* AVX-512F transpose of 8-byte elements (f64, c64) in 8x8 register blocks: one zmm per column in,
+ * one zmm (a whole 64-byte line) per row out. */
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#include "cpu.h"
+#include "transpose.h"
+
+#define TR_ATTR __attribute__((target("avx512f")))
+#define TR_ELEM uint64_t
+#define TR_BM 8
+#define TR_BN 8
+#define TR_SQ 8
+#define TR_STREAMS 1
+#define TR_NAME(op) smm_##op##_avx512_f64_8x8
+#define TR_SFENCE() _mm_sfence()
+
+/* r[q], q = 4h + k (k < 4): [column k, rows 4h..4h+3 | column k+4, rows 4h..4h+3]. The 256-bit
+ * loads do the outermost of the three transposition stages, so only two shuffle stages are left
+ * for the shuffle unit (the bottleneck when the data sit in cache). */
+static inline TR_ATTR void t8_load(const double *in, int64_t ldi, __m512d r[8])
+{
+  for (int k = 0; k < 4; ++k) {
+    r[k] = _mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_loadu_pd(in + k * ldi)),
+                              _mm256_loadu_pd(in + (k + 4) * ldi), 1);
+    r[k + 4] = _mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_loadu_pd(in + k * ldi + 4)),
+                                  _mm256_loadu_pd(in + (k + 4) * ldi + 4), 1);
+  }
+}
+
+/* After t8_load: register bits (row bit 2, col bit 1, col bit 0), element bits (col bit 2, row bit 1,
+ * row bit 0). Stage 1 swaps register bit 0 with element bit 0, stage 2 register bit 1 with element
+ * bit 1; r[i] is then row i. */
+static inline TR_ATTR void t8_shuffle(__m512d r[8])
+{
+  const __m512i lo = _mm512_set_epi64(13, 12, 5, 4, 9, 8, 1, 0);
+  const __m512i hi = _mm512_set_epi64(15, 14, 7, 6, 11, 10, 3, 2);
+  __m512d t[8];
+  for (int q = 0; q < 8; q += 2) {
+    t[q] = _mm512_unpacklo_pd(r[q], r[q + 1]);
+    t[q + 1] = _mm512_unpackhi_pd(r[q], r[q + 1]);
+  }
+  for (int q = 0; q < 8; q += 4)
+    for (int b = 0; b < 2; ++b) {
+      r[q + b] = _mm512_permutex2var_pd(t[q + b], lo, t[q + b + 2]);
+      r[q + b + 2] = _mm512_permutex2var_pd(t[q + b], hi, t[q + b + 2]);
+    }
+}
+
+extern int smm_trans_pf_in, smm_trans_pf_out;
+static inline TR_ATTR void tr_block(const uint64_t *in, int64_t ldi, uint64_t *out, int64_t ldo)
+{
+  __m512d r[8];
+  if (smm_trans_pf_in) for (int c = 0; c < 8; ++c) _mm_prefetch((const char *)(in + c * ldi + smm_trans_pf_in), _MM_HINT_T0);
+  if (smm_trans_pf_out) for (int c = 0; c < 8; ++c) _mm_prefetch((const char *)(out + (c + smm_trans_pf_out) * ldo), _MM_HINT_ET0);
+  t8_load((const double *)in, ldi, r);
+  t8_shuffle(r);
+  for (int i = 0; i < 8; ++i) _mm512_storeu_pd((double *)(out + i * ldo), r[i]);
+}
+
+static inline TR_ATTR void tr_block_nt(const uint64_t *in, int64_t ldi, uint64_t *out, int64_t ldo)
+{
+  __m512d r[8];
+  if (smm_trans_pf_in) for (int c = 0; c < 8; ++c) _mm_prefetch((const char *)(in + c * ldi + smm_trans_pf_in), _MM_HINT_T0);
+  t8_load((const double *)in, ldi, r);
+  t8_shuffle(r);
+  for (int i = 0; i < 8; ++i) _mm512_stream_pd((double *)(out + i * ldo), r[i]);
+}
+
+static inline TR_ATTR void tr_swap_sq(uint64_t *a, uint64_t *b, int64_t ld)
+{
+  __m512d ra[8], rb[8];
+  t8_load((const double *)a, ld, ra);
+  t8_load((const double *)b, ld, rb);
+  t8_shuffle(ra);
+  t8_shuffle(rb);
+  for (int i = 0; i < 8; ++i) {
+    _mm512_storeu_pd((double *)(a + i * ld), rb[i]);
+    _mm512_storeu_pd((double *)(b + i * ld), ra[i]);
+  }
+}
+
+static inline TR_ATTR void tr_diag_sq(uint64_t *a, int64_t ld)
+{
+  __m512d r[8];
+  t8_load((const double *)a, ld, r);
+  t8_shuffle(r);
+  for (int i = 0; i < 8; ++i) _mm512_storeu_pd((double *)(a + i * ld), r[i]);
+}
+
+#include "trans_impl.h"
+
+const smm_trans_kernels smm_trans_avx512_8 = {
+  smm_otrans_avx512_f64_8x8, smm_itrans_swap_avx512_f64_8x8, smm_itrans_diag_avx512_f64_8x8,
+  smm_copy_avx512, smm_zero_avx512, TR_BM, TR_BN, TR_SQ, SMM_ISA_AVX512, 8, 1, "trans_avx512_f64_8x8"
+};
+
+#endif

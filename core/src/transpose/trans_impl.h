@@ -1,0 +1,97 @@
+/* Tile loops shared by every ISA and element size (a template: each trans_<isa>_<dtype>_*.c file
+ * defines the register-block kernels below and then includes this file once).
+ *
+ * The including file defines:
+ *   TR_ELEM              scalar type of one element (moved as raw bits)
+ *   TR_BM, TR_BN         out-of-place register block: TR_BM rows x TR_BN columns of the input; TR_BN
+ *                        elements make one 64-byte output line, so streaming stores write whole lines
+ *   TR_SQ                square register block of the in-place kernels
+ *   TR_STREAMS           1 if tr_block_nt exists
+ *   TR_ATTR              function attributes (the ISA target)
+ *   TR_NAME(op)          exported symbol for op (otrans, itrans_swap, itrans_diag)
+ *   tr_block(in, ldi, out, ldo)       TR_BM x TR_BN block, out[i*ldo + j] = in[j*ldi + i]
+ *   tr_block_nt(in, ldi, out, ldo)    the same with non-temporal stores (out rows 64-byte aligned)
+ *   tr_swap_sq(a, b, ld)              TR_SQ x TR_SQ blocks a, b: a := b^T, b := a^T
+ *   tr_diag_sq(a, ld)                 TR_SQ x TR_SQ block in place
+ *   TR_SFENCE()          orders non-temporal stores before the tile returns
+ */
+#include <stdint.h>
+
+static inline TR_ATTR void TR_NAME(edge)(const TR_ELEM *in, TR_ELEM *out, int64_t i0, int64_t i1,
+                                         int64_t j0, int64_t j1, int64_t ldi, int64_t ldo)
+{
+  for (int64_t j = j0; j < j1; ++j)
+    for (int64_t i = i0; i < i1; ++i)
+      out[i * ldo + j] = in[j * ldi + i];
+}
+
+TR_ATTR void TR_NAME(otrans)(const void *vin, void *vout, int64_t m, int64_t n, int64_t ldi, int64_t ldo,
+                             int streaming)
+{
+  const TR_ELEM *in = (const TR_ELEM *)vin;
+  TR_ELEM *out = (TR_ELEM *)vout;
+  const int64_t mb = m - m % TR_BM, nb = n - n % TR_BN;
+  /* Whole 64-byte lines per non-temporal store, else the write-combining buffers flush partial
+   * lines, which costs more than the read-for-ownership the streaming store saves. */
+  const int nt = TR_STREAMS && streaming && ((uintptr_t)out % 64 == 0)
+                 && ((ldo * (int64_t)sizeof(TR_ELEM)) % 64 == 0);
+  /* Row blocks inside column blocks: the TR_BN input columns are read as sequential streams,
+   * each output line is written whole. */
+#if TR_STREAMS
+  extern int smm_trans_order;
+  if (nt && smm_trans_order) {
+    for (int64_t i = 0; i < mb; i += TR_BM)
+      for (int64_t j = 0; j < nb; j += TR_BN)
+        tr_block_nt(in + j * ldi + i, ldi, out + i * ldo + j, ldo);
+  } else if (nt) {
+    for (int64_t j = 0; j < nb; j += TR_BN)
+      for (int64_t i = 0; i < mb; i += TR_BM)
+        tr_block_nt(in + j * ldi + i, ldi, out + i * ldo + j, ldo);
+  } else
+#endif
+  {
+    for (int64_t j = 0; j < nb; j += TR_BN)
+      for (int64_t i = 0; i < mb; i += TR_BM)
+        tr_block(in + j * ldi + i, ldi, out + i * ldo + j, ldo);
+  }
+  TR_NAME(edge)(in, out, mb, m, 0, n, ldi, ldo);
+  TR_NAME(edge)(in, out, 0, mb, nb, n, ldi, ldo);
+#if TR_STREAMS
+  if (nt) TR_SFENCE();
+#else
+  (void)nt;
+#endif
+}
+
+TR_ATTR void TR_NAME(itrans_swap)(void *va, void *vb, int64_t m, int64_t n, int64_t ld)
+{
+  TR_ELEM *a = (TR_ELEM *)va, *b = (TR_ELEM *)vb;
+  const int64_t mb = m - m % TR_SQ, nb = n - n % TR_SQ;
+  for (int64_t j = 0; j < nb; j += TR_SQ)
+    for (int64_t i = 0; i < mb; i += TR_SQ)
+      tr_swap_sq(a + j * ld + i, b + i * ld + j, ld);
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t i = (j < nb ? mb : 0); i < m; ++i) {
+      TR_ELEM t = a[j * ld + i];
+      a[j * ld + i] = b[i * ld + j];
+      b[i * ld + j] = t;
+    }
+}
+
+TR_ATTR void TR_NAME(itrans_diag)(void *va, int64_t n, int64_t ld)
+{
+  TR_ELEM *a = (TR_ELEM *)va;
+  const int64_t nb = n - n % TR_SQ;
+  for (int64_t j = 0; j < nb; j += TR_SQ) {
+    tr_diag_sq(a + j * ld + j, ld);
+    for (int64_t i = j + TR_SQ; i < nb; i += TR_SQ)
+      tr_swap_sq(a + j * ld + i, a + i * ld + j, ld);
+  }
+  /* Pairs (i, j), i < j, with j in the remainder: everything the blocks did not cover. */
+  for (int64_t j = nb; j < n; ++j)
+    for (int64_t i = 0; i < j; ++i) {
+      TR_ELEM t = a[j * ld + i];
+      a[j * ld + i] = a[i * ld + j];
+      a[i * ld + j] = t;
+    }
+}

@@ -1,0 +1,738 @@
+# cython: language_level=3
+"""Matrix transpose, copy and zeroing with leading dimensions (LIBXSMM's otrans/itrans/matcopy).
+
+Column-major semantics as LIBXSMM's transpose sample: the input is ``m x n`` with leading dimension
+``ldi``, the out-of-place result ``n x m`` with ``ldo``, and ``out[i*ldo + j] == in[j*ldi + i]``.
+Two ways to call each routine:
+
+* flat 1-D buffers plus ``m=``, ``n=``, ``ldi=``, ``ldo=`` (exactly the sample's semantics);
+* numpy 2-D arrays (C or Fortran order, or views with a padded leading dimension): the result is
+  ``a.T`` as values, in the memory order of ``out`` (by default the order of ``a``).
+
+Tile sizes come, for each of M and N, from the arguments, then ``TRANS_M``/``TRANS_N``, then the
+tuned-parameter file for this CPU model and ISA path (``python -m miniapps.transpose.tune`` writes
+it; see :mod:`core.tuned`), then built-in defaults. :func:`plan` tells what a call would use.
+The ISA path is the process's (``core.cpu.target()``) unless ``target=`` names another one the CPU
+runs. See docs/transpose.md.
+"""
+from cython.parallel cimport prange
+from libc.stdint cimport int32_t, int64_t, uintptr_t
+cimport numpy as cnp
+
+import operator
+import os
+
+import numpy as np
+
+from core.threads cimport resolve_threads, threads_for_work
+from core import _config, cpu, tuned
+
+cnp.import_array()
+
+cdef extern from "transpose.h" nogil:
+    ctypedef void (*smm_otrans_fn)(const void *, void *, int64_t, int64_t, int64_t, int64_t, int) noexcept nogil
+    ctypedef void (*smm_itrans_swap_fn)(void *, void *, int64_t, int64_t, int64_t) noexcept nogil
+    ctypedef void (*smm_itrans_diag_fn)(void *, int64_t, int64_t) noexcept nogil
+    ctypedef void (*smm_copy_fn)(const void *, void *, int64_t, int64_t, int64_t, int64_t, int) noexcept nogil
+    ctypedef void (*smm_zero_fn)(void *, int64_t, int64_t, int64_t, int) noexcept nogil
+    ctypedef struct smm_trans_kernels:
+        smm_otrans_fn otrans
+        smm_itrans_swap_fn itrans_swap
+        smm_itrans_diag_fn itrans_diag
+        smm_copy_fn copy
+        smm_zero_fn zero
+        int32_t block_m, block_n, block_sq, isa, elemsize, streams
+        const char *name
+    const smm_trans_kernels *smm_trans_lookup(int isa, int elemsize)
+    void smm_trans_set_pf(int, int)
+    void smm_trans_set_order(int)
+
+def _set_order(int o):
+    smm_trans_set_order(o)
+
+def _set_pf(int a, int b):
+    smm_trans_set_pf(a, b)
+
+__all__ = ["transpose", "transpose_inplace", "copy", "zero", "plan", "kernels", "tuned_key", "DEFAULT_TILES"]
+
+# Below this many elements per thread a second thread costs more (team wake-up, ~ microseconds)
+# than it saves.
+cdef int64_t _GRAIN = 1 << 15
+# Copy/zero tiles: 256 KiB keeps a tile's source and destination in a core's L2 (1 MiB on Zen 4,
+# 1-2 MiB on recent Intel) and leaves enough tiles to balance two or more threads.
+cdef int64_t COPY_TILE_BYTES = 1 << 18
+
+# Built-in tile sizes (elements: rows x columns of the input) per element size, kind and size class;
+# used when neither arguments, TRANS_M/TRANS_N nor the tuned-parameter file say otherwise. Measured
+# on AMD EPYC Zen 4 (see docs/transpose.md); rounded up to the register block at run time.
+DEFAULT_TILES = {
+    # (elemsize, kind): {size class: (tile_m, tile_n)}
+    (4, "o"): {"small": (64, 64), "medium": (64, 64), "large": (64, 64)},
+    (8, "o"): {"small": (32, 32), "medium": (32, 32), "large": (32, 32)},
+    (16, "o"): {"small": (16, 16), "medium": (16, 16), "large": (16, 16)},
+    (4, "i"): {"small": (64, 64), "medium": (64, 64), "large": (64, 64)},
+    (8, "i"): {"small": (32, 32), "medium": (32, 32), "large": (32, 32)},
+    (16, "i"): {"small": (16, 16), "medium": (16, 16), "large": (16, 16)},
+}
+
+# The tuned-parameter file keys tiles by element size, named after the float type of that size.
+_SIZE_KEY = {4: "f32", 8: "f64", 16: "c128"}
+_KINDS = {"o": "otrans", "i": "itrans"}
+_DTYPE_KINDS = "fciu"  # any real/complex/integer dtype of 4, 8 or 16 bytes moves as raw bits
+
+
+def _llc_bytes():
+    try:
+        size = os.sysconf("SC_LEVEL3_CACHE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        size = 0
+    return size if size and size > 0 else 32 << 20
+
+
+# Non-temporal stores pay off once the output cannot stay in the last-level cache anyway: they skip
+# the read-for-ownership (a third of the traffic) and do not evict the input.
+_STREAM_BYTES = _llc_bytes()
+
+cdef int _default_isa = cpu.target_id()
+
+
+# ----------------------------------------------------------------------------------- nogil drivers
+
+cdef inline int64_t _round_up(int64_t x, int64_t b) noexcept nogil:
+    return ((x + b - 1) // b) * b
+
+
+cdef inline int64_t _min(int64_t a, int64_t b) noexcept nogil:
+    return a if a < b else b
+
+
+cdef inline void _otrans_tile(const smm_trans_kernels *k, const char *inp, char *out, int64_t m, int64_t n,
+                              int64_t ldi, int64_t ldo, int64_t tm, int64_t tn, int64_t ntm, int64_t t,
+                              int streaming) noexcept nogil:
+    # Consecutive tiles walk down the input's columns: with a static schedule each thread then
+    # reads a few long column streams and writes whole output lines.
+    cdef int64_t i0 = (t % ntm) * tm, j0 = (t // ntm) * tn, es = k.elemsize
+    k.otrans(inp + (j0 * ldi + i0) * es, out + (i0 * ldo + j0) * es,
+             _min(tm, m - i0), _min(tn, n - j0), ldi, ldo, streaming)
+
+
+cdef void _otrans_run(const smm_trans_kernels *k, const char *inp, char *out, int64_t m, int64_t n,
+                      int64_t ldi, int64_t ldo, int64_t tm, int64_t tn, int nthreads,
+                      int streaming) noexcept nogil:
+    cdef int64_t ntm = (m + tm - 1) // tm, ntn = (n + tn - 1) // tn
+    cdef int64_t ntiles = ntm * ntn, t
+    if ntiles <= 0:
+        return
+    if nthreads > ntiles:
+        nthreads = <int>ntiles
+    if nthreads <= 1:
+        for t in range(ntiles):
+            _otrans_tile(k, inp, out, m, n, ldi, ldo, tm, tn, ntm, t, streaming)
+    else:
+        for t in prange(ntiles, num_threads=nthreads, schedule="static"):
+            _otrans_tile(k, inp, out, m, n, ldi, ldo, tm, tn, ntm, t, streaming)
+
+
+cdef int otrans_c(const void *inp, void *out, int elemsize, int isa, int64_t m, int64_t n, int64_t ldi,
+                  int64_t ldo, int64_t tile_m, int64_t tile_n, int nthreads, int streaming) noexcept nogil:
+    cdef const smm_trans_kernels *k = smm_trans_lookup(isa if isa >= 0 else _default_isa, elemsize)
+    cdef int64_t es, tm, tn, peel = 0
+    if k == NULL:
+        return -1
+    if m <= 0 or n <= 0:
+        return 0
+    es = k.elemsize
+    tm = _round_up(tile_m if tile_m > 0 else 512 // es, k.block_m)
+    tn = _round_up(tile_n if tile_n > 0 else 512 // es, k.block_n)
+    if streaming and k.streams and (ldo * es) % 64 == 0 and (<uintptr_t>out) % es == 0:
+        # The first `peel` input columns land before the output rows' first 64-byte boundary: do them
+        # apart, so every tile of the rest has line-aligned output rows (streaming stores need that).
+        peel = _min(<int64_t>(((64 - ((<uintptr_t>out) & 63)) & 63) // es), n)
+    if peel > 0:
+        _otrans_run(k, <const char *>inp, <char *>out, m, peel, ldi, ldo, tm, tn, nthreads, 0)
+    _otrans_run(k, <const char *>inp + peel * ldi * es, <char *>out + peel * es, m, n - peel, ldi, ldo,
+                tm, tn, nthreads, streaming)
+    return 0
+
+
+cdef inline void _itrans_tile_row(const smm_trans_kernels *k, char *a, int64_t n, int64_t ld, int64_t tile,
+                                  int64_t ntiles, int64_t ti) noexcept nogil:
+    cdef int64_t es = k.elemsize, i0 = ti * tile, mi = _min(tile, n - ti * tile), tj, j0
+    k.itrans_diag(a + (i0 * ld + i0) * es, mi, ld)
+    for tj in range(ti + 1, ntiles):
+        j0 = tj * tile
+        k.itrans_swap(a + (j0 * ld + i0) * es, a + (i0 * ld + j0) * es, mi, _min(tile, n - j0), ld)
+
+
+cdef int itrans_square_c(void *a, int elemsize, int isa, int64_t n, int64_t ld, int64_t tile,
+                         int nthreads) noexcept nogil:
+    cdef const smm_trans_kernels *k = smm_trans_lookup(isa if isa >= 0 else _default_isa, elemsize)
+    cdef int64_t t, nt, ti
+    if k == NULL:
+        return -1
+    if n <= 1:
+        return 0
+    t = _round_up(tile if tile > 0 else 256 // k.elemsize, k.block_sq)
+    nt = (n + t - 1) // t
+    if nthreads > nt:
+        nthreads = <int>nt
+    if nthreads <= 1:
+        for ti in range(nt):
+            _itrans_tile_row(k, <char *>a, n, ld, t, nt, ti)
+    else:
+        # Tile row ti holds nt - ti tile pairs: dynamic scheduling balances the triangle.
+        for ti in prange(nt, num_threads=nthreads, schedule="dynamic", chunksize=1):
+            _itrans_tile_row(k, <char *>a, n, ld, t, nt, ti)
+    return 0
+
+
+cdef int _bytes_tiles(const smm_trans_kernels *k, const char *inp, char *out, int64_t rowbytes, int64_t n,
+                      int64_t ldib, int64_t ldob, int nthreads, int streaming) noexcept nogil:
+    """Copy (inp != NULL) or zero (inp == NULL) n columns of rowbytes bytes, tiled over threads."""
+    cdef int64_t rc, cc, nr, nc, ntiles, t, r, c
+    if rowbytes <= 0 or n <= 0:
+        return 0
+    if ldob == rowbytes and (inp == NULL or ldib == rowbytes):
+        rowbytes *= n  # one contiguous block: split it anywhere
+        n = 1
+    if rowbytes <= COPY_TILE_BYTES:
+        rc = rowbytes
+        cc = COPY_TILE_BYTES // rowbytes
+    else:
+        rc = COPY_TILE_BYTES
+        cc = 1
+    nr = (rowbytes + rc - 1) // rc
+    nc = (n + cc - 1) // cc
+    ntiles = nr * nc
+    if nthreads > ntiles:
+        nthreads = <int>ntiles
+    if nthreads <= 1:
+        for t in range(ntiles):
+            _bytes_tile(k, inp, out, rowbytes, n, ldib, ldob, rc, cc, nr, t, streaming)
+    else:
+        for t in prange(ntiles, num_threads=nthreads, schedule="static"):
+            _bytes_tile(k, inp, out, rowbytes, n, ldib, ldob, rc, cc, nr, t, streaming)
+    return 0
+
+
+cdef inline void _bytes_tile(const smm_trans_kernels *k, const char *inp, char *out, int64_t rowbytes,
+                             int64_t n, int64_t ldib, int64_t ldob, int64_t rc, int64_t cc, int64_t nr,
+                             int64_t t, int streaming) noexcept nogil:
+    cdef int64_t r0 = (t % nr) * rc, c0 = (t // nr) * cc
+    if inp != NULL:
+        k.copy(inp + c0 * ldib + r0, out + c0 * ldob + r0, _min(rc, rowbytes - r0), _min(cc, n - c0),
+               ldib, ldob, streaming)
+    else:
+        k.zero(out + c0 * ldob + r0, _min(rc, rowbytes - r0), _min(cc, n - c0), ldob, streaming)
+
+
+cdef int copy_c(const void *inp, void *out, int elemsize, int isa, int64_t m, int64_t n, int64_t ldi,
+                int64_t ldo, int nthreads, int streaming) noexcept nogil:
+    cdef const smm_trans_kernels *k = smm_trans_lookup(isa if isa >= 0 else _default_isa, elemsize)
+    if k == NULL:
+        return -1
+    return _bytes_tiles(k, <const char *>inp, <char *>out, m * elemsize, n, ldi * elemsize, ldo * elemsize,
+                        nthreads, streaming)
+
+
+cdef int zero_c(void *a, int elemsize, int isa, int64_t m, int64_t n, int64_t ld, int nthreads,
+                int streaming) noexcept nogil:
+    cdef const smm_trans_kernels *k = smm_trans_lookup(isa if isa >= 0 else _default_isa, elemsize)
+    if k == NULL:
+        return -1
+    return _bytes_tiles(k, NULL, <char *>a, m * elemsize, n, 0, ld * elemsize, nthreads, streaming)
+
+
+# ------------------------------------------------------------------------------ argument checking
+
+cdef inline uintptr_t _addr(cnp.ndarray arr):
+    return <uintptr_t>cnp.PyArray_DATA(arr)
+
+
+def _elemsize(dtype, name):
+    dtype = np.dtype(dtype)
+    if dtype.kind not in _DTYPE_KINDS or dtype.itemsize not in _SIZE_KEY or dtype.hasobject:
+        raise TypeError(f"{name} has dtype {dtype}; supported: float32, float64, complex64, complex128 "
+                        "(and 4/8-byte integers)")
+    return dtype.itemsize
+
+
+def _isa(target):
+    if target is None:
+        return _default_isa
+    if not isinstance(target, str):
+        raise TypeError(f"target must be None or an ISA path name, got {type(target).__name__}")
+    return cpu.isa_id(target)
+
+
+def _count(value, name):
+    try:
+        v = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}") from None
+    if v < 0:
+        raise ValueError(f"{name} must be >= 0, got {v}")
+    return v
+
+
+def _lead(value, name, rows, rows_name):
+    if value is None:
+        return max(rows, 1)
+    v = _count(value, name)
+    if v < max(rows, 1):
+        raise ValueError(f"{name}={v} is too small: it must be >= {rows_name}={rows} (and >= 1)")
+    return v
+
+
+def _tile(value, name):
+    if value is None:
+        return None
+    v = _count(value, name)
+    if v < 1:
+        raise ValueError(f"{name} must be >= 1, got {v}")
+    return v
+
+
+def _streaming(value):
+    if value is None or isinstance(value, bool):
+        return value
+    raise TypeError(f"streaming must be None (automatic), True or False, got {value!r}")
+
+
+def _layout(arr):
+    """``(unit_axis, m, n, ld)``: a 2-D array as a column-major m x n matrix; None if it is not one.
+
+    ``unit_axis`` is the array axis with unit stride (it becomes the matrix's rows m), ``ld`` the
+    other axis' stride in elements.
+    """
+    cdef Py_ssize_t s = arr.itemsize
+    shape, strides = arr.shape, arr.strides
+    if shape[0] == 0 or shape[1] == 0:  # numpy gives empty arrays zero strides
+        return 1, shape[1], shape[0], max(shape[1], 1)
+    prefs = [ax for ax in (1, 0) if shape[ax] > 1 and strides[ax] == s] + [1, 0]
+    for ax in prefs:
+        other = 1 - ax
+        if shape[ax] > 1 and strides[ax] != s:
+            continue
+        rows, cols = shape[ax], shape[other]
+        if cols <= 1:
+            return ax, rows, cols, max(rows, 1)
+        st = strides[other]
+        if st <= 0 or st % s or st // s < rows:
+            continue
+        return ax, rows, cols, st // s
+    return None
+
+
+def _input_2d(a):
+    """A 2-D input as (array, layout): arrays without a unit stride (or misaligned) are copied once."""
+    lay = _layout(a) if a.flags.aligned else None
+    if lay is None:
+        a = np.ascontiguousarray(a)
+        lay = _layout(a)
+    return a, lay
+
+
+def _output_2d(out, dtype, shape):
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy array, got {type(out).__name__}")
+    if out.dtype != dtype:
+        raise TypeError(f"out has dtype {out.dtype}, the input {dtype}")
+    if out.ndim != 2 or out.shape != tuple(shape):
+        raise ValueError(f"out has shape {out.shape}, expected {tuple(shape)}")
+    if not out.flags.writeable:
+        raise ValueError("out is read-only")
+    lay = _layout(out) if out.flags.aligned else None
+    if lay is None:
+        raise ValueError(f"out (strides {out.strides}) needs one axis with unit stride, the other a "
+                         "positive multiple of the element size, and element alignment")
+    return lay
+
+
+def _flat(arr, name, writeable):
+    if not isinstance(arr, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array, got {type(arr).__name__}")
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be a flat (1-D) buffer here, got ndim={arr.ndim}")
+    if arr.shape[0] > 1 and arr.strides[0] != arr.itemsize:
+        raise ValueError(f"{name} must be contiguous (stride {arr.itemsize} bytes), got stride {arr.strides[0]}")
+    if not arr.flags.aligned:
+        raise ValueError(f"{name} is not aligned to its element size")
+    if writeable and not arr.flags.writeable:
+        raise ValueError(f"{name} is read-only")
+
+
+def _need(arr, name, rows, cols, ld, what):
+    need = (cols - 1) * ld + rows if rows and cols else 0
+    if arr.shape[0] < need:
+        raise ValueError(f"{name} has {arr.shape[0]} elements, {what} needs {need}")
+
+
+def _check_disjoint(uintptr_t pa, uintptr_t ea, uintptr_t pb, uintptr_t eb):
+    if pa < eb and pb < ea:
+        raise ValueError("out overlaps the input: an out-of-place routine needs disjoint memory "
+                         "(use transpose_inplace to transpose within one buffer)")
+
+
+cdef uintptr_t _end(uintptr_t start, int64_t rows, int64_t cols, int64_t ld, int64_t es):
+    return start + ((cols - 1) * ld + rows) * es if rows > 0 and cols > 0 else start
+
+
+def _threads(threads, work):
+    return threads_for_work(resolve_threads(threads), work, _GRAIN)
+
+
+def _stream_choice(streaming, nbytes):
+    return int(nbytes >= _STREAM_BYTES) if streaming is None else int(streaming)
+
+
+# ---------------------------------------------------------------------------------- tile resolution
+
+def _tiles(kind, int es, int isa, m, n, tile_m, tile_n):
+    """((tile_m, tile_n), (source_m, source_n)) before rounding to the register block."""
+    if tile_m is not None and tile_n is not None:
+        return (tile_m, tile_n), ("argument", "argument")
+    env = _config.transpose_tiles()
+    cls = tuned.size_class(m * n * es)
+    found = None
+    values, sources = [], []
+    for which, arg, env_value in (("m", tile_m, env[0]), ("n", tile_n, env[1])):
+        if arg is not None:
+            values.append(arg)
+            sources.append("argument")
+            continue
+        if env_value is not None:
+            values.append(env_value)
+            sources.append("TRANS_" + which.upper())
+            continue
+        if found is None:
+            found = tuned.lookup("transpose", f"{_KINDS[kind]}-{_SIZE_KEY[es]}", cls,
+                                 isa=cpu.ISA_NAMES[isa]) or {}
+        value = found.get("tile_" + which)
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+            values.append(value)
+            sources.append("tuned")
+        else:
+            values.append(DEFAULT_TILES[(es, kind)][cls][0 if which == "m" else 1])
+            sources.append("default")
+    return tuple(values), tuple(sources)
+
+
+cdef const smm_trans_kernels *_kernels(int isa, int es) except NULL:
+    cdef const smm_trans_kernels *k = smm_trans_lookup(isa, es)
+    if k == NULL:
+        raise ValueError(f"no transpose kernels for ISA {isa} and {es}-byte elements")
+    return k
+
+
+def plan(m, n, *, dtype=np.float64, kind="o", tile_m=None, tile_n=None, threads=None, target=None,
+         streaming=None):
+    """What a call on an m x n matrix would run: a dict with ``target``, ``kernel``, the effective
+    ``tile_m``/``tile_n`` (rounded up to the register block), ``tile_source`` (each of ``argument``,
+    ``TRANS_M``/``TRANS_N``, ``tuned`` or ``default``), ``size_class``, ``threads``, ``streaming``.
+
+    ``kind``: ``'o'`` out-of-place, ``'i'`` in-place (square tiles of ``tile_m``).
+    """
+    if kind not in _KINDS:
+        raise ValueError(f"kind must be 'o' or 'i', got {kind!r}")
+    m, n = _count(m, "m"), _count(n, "n")
+    cdef int es = _elemsize(dtype, "dtype")
+    cdef int isa = _isa(target)
+    cdef const smm_trans_kernels *k = _kernels(isa, es)
+    (tm, tn), src = _tiles(kind, es, isa, m, n, _tile(tile_m, "tile_m"), _tile(tile_n, "tile_n"))
+    if kind == "o":
+        tm, tn = _round_up(tm, k.block_m), _round_up(tn, k.block_n)
+        ntiles = -(-m // tm) * -(-n // tn) if m and n else 0
+    else:
+        tm = tn = _round_up(tm, k.block_sq)
+        src = (src[0], src[0])
+        ntiles = -(-m // tm) if m else 0
+    return {
+        "target": cpu.ISA_NAMES[isa], "isa_id": isa, "kernel": k.name.decode(), "kind": kind,
+        "dtype": str(np.dtype(dtype)), "tile_m": tm, "tile_n": tn,
+        "tile_source": {"m": src[0], "n": src[1]}, "size_class": tuned.size_class(m * n * es),
+        "threads": max(1, min(_threads(threads, m * n), ntiles)),
+        "streaming": bool(_stream_choice(_streaming(streaming), m * n * es)) and kind == "o" and bool(k.streams),
+        "register_block": (k.block_m, k.block_n) if kind == "o" else (k.block_sq, k.block_sq),
+    }
+
+
+def tuned_key(kind, dtype):
+    """Key of the tuned-parameter file's ``transpose`` section for a kind and dtype, e.g.
+    ``'otrans-f64'`` (tiles are tuned per element size: complex64 shares the f64 entry)."""
+    if kind not in _KINDS:
+        raise ValueError(f"kind must be 'o' or 'i', got {kind!r}")
+    return f"{_KINDS[kind]}-{_SIZE_KEY[_elemsize(dtype, 'dtype')]}"
+
+
+def kernels():
+    """Kernel names per ISA path this CPU runs: ``{'avx2': ['trans_avx2_f32_8x8', ...], ...}``."""
+    cdef const smm_trans_kernels *k
+    out = {}
+    for name in cpu.available_targets():
+        names = []
+        for es in (4, 8, 16):
+            k = smm_trans_lookup(cpu.ISA_NAMES.index(name), es)
+            if k != NULL:
+                names.append(k.name.decode())
+        out[name] = names
+    return out
+
+
+# ---------------------------------------------------------------------------------------- the API
+
+cdef _run_otrans(cnp.ndarray a, cnp.ndarray out, int es, int isa, int64_t m, int64_t n, int64_t ldi,
+                 int64_t ldo, tile_m, tile_n, threads, streaming):
+    (tm, tn), _ = _tiles("o", es, isa, m, n, tile_m, tile_n)
+    cdef int64_t ctm = tm, ctn = tn
+    cdef int nt = _threads(threads, m * n)
+    cdef int st = _stream_choice(streaming, m * n * es)
+    cdef const void *src = cnp.PyArray_DATA(a)
+    cdef void *dst = cnp.PyArray_DATA(out)
+    cdef int rc
+    _check_disjoint(<uintptr_t>src, _end(<uintptr_t>src, m, n, ldi, es),
+                    <uintptr_t>dst, _end(<uintptr_t>dst, n, m, ldo, es))
+    with nogil:
+        rc = otrans_c(src, dst, es, isa, m, n, ldi, ldo, ctm, ctn, nt, st)
+    if rc:
+        raise ValueError(f"no transpose kernel for {es}-byte elements")
+
+
+cdef _run_copy(cnp.ndarray a, cnp.ndarray out, int es, int isa, int64_t m, int64_t n, int64_t ldi,
+               int64_t ldo, threads, streaming):
+    cdef int nt = _threads(threads, m * n)
+    cdef int st = _stream_choice(streaming, m * n * es)
+    cdef const void *src = cnp.PyArray_DATA(a)
+    cdef void *dst = cnp.PyArray_DATA(out)
+    cdef int rc
+    _check_disjoint(<uintptr_t>src, _end(<uintptr_t>src, m, n, ldi, es),
+                    <uintptr_t>dst, _end(<uintptr_t>dst, m, n, ldo, es))
+    with nogil:
+        rc = copy_c(src, dst, es, isa, m, n, ldi, ldo, nt, st)
+    if rc:
+        raise ValueError(f"no copy kernel for {es}-byte elements")
+
+
+def _no_flat_args(fn, **kw):
+    given = [k for k, v in kw.items() if v is not None]
+    if given:
+        raise TypeError(f"{fn}: {', '.join(given)} describe flat (1-D) buffers; with 2-D arrays the "
+                        "shape and strides come from the arrays")
+
+
+def transpose(a, out=None, *, m=None, n=None, ldi=None, ldo=None, tile_m=None, tile_n=None,
+              threads=None, target=None, streaming=None):
+    """Out-of-place transpose; returns ``out``.
+
+    * 2-D ``a``: ``out`` (allocated in ``a``'s memory order if not given) receives ``a.T``.
+    * 1-D ``a`` with ``m``, ``n`` (and ``ldi`` >= m, default m; ``ldo`` >= n, default n):
+      ``out[i*ldo + j] = a[j*ldi + i]`` for ``i < m``, ``j < n``; ``out`` defaults to ``m*ldo``
+      elements (padding zeroed).
+
+    ``tile_m``/``tile_n``: tile extents along the input's rows/columns (elements). ``threads``:
+    OpenMP threads (None: the process default, small matrices use fewer). ``target``: ISA path
+    (None: the process's). ``streaming``: non-temporal stores (None: when the output exceeds the
+    last-level cache). Overlapping input and output raise ``ValueError``.
+    """
+    a = np.asarray(a)
+    cdef int es = _elemsize(a.dtype, "a")
+    cdef int isa = _isa(target)
+    tile_m, tile_n = _tile(tile_m, "tile_m"), _tile(tile_n, "tile_n")
+    streaming = _streaming(streaming)
+    if a.ndim == 2:
+        _no_flat_args("transpose", m=m, n=n, ldi=ldi, ldo=ldo)
+        a, lay = _input_2d(a)
+        rows, cols = a.shape
+        if out is None:
+            out = np.empty((cols, rows), dtype=a.dtype, order="F" if lay[0] == 0 else "C")
+            lay_out = _layout(out)
+        else:
+            lay_out = _output_2d(out, a.dtype, (cols, rows))
+        if rows == 0 or cols == 0:
+            return out
+        if lay_out[0] == lay[0]:  # same memory order: the memory moves transposed
+            _run_otrans(a, out, es, isa, lay[1], lay[2], lay[3], lay_out[3], tile_m, tile_n, threads, streaming)
+        else:                      # opposite orders: a.T has a's memory layout already
+            _run_copy(a, out, es, isa, lay[1], lay[2], lay[3], lay_out[3], threads, streaming)
+        return out
+    if a.ndim != 1:
+        raise ValueError(f"a must be 2-D, or a flat 1-D buffer with m= and n=; got ndim={a.ndim}")
+    if m is None or n is None:
+        raise TypeError("transpose of a flat (1-D) buffer needs m= and n= (rows and columns of the input)")
+    m, n = _count(m, "m"), _count(n, "n")
+    ldi, ldo = _lead(ldi, "ldi", m, "m"), _lead(ldo, "ldo", n, "n")
+    _flat(a, "a", False)
+    _need(a, "a", m, n, ldi, f"an m={m} x n={n} input with ldi={ldi}")
+    if out is None:
+        out = (np.zeros if ldo > n else np.empty)(m * ldo, dtype=a.dtype)
+    else:
+        _flat(out, "out", True)
+        if out.dtype != a.dtype:
+            raise TypeError(f"out has dtype {out.dtype}, a has {a.dtype}")
+        _need(out, "out", n, m, ldo, f"an n={n} x m={m} output with ldo={ldo}")
+    if m and n:
+        _run_otrans(a, out, es, isa, m, n, ldi, ldo, tile_m, tile_n, threads, streaming)
+    return out
+
+
+def transpose_inplace(a, *, m=None, n=None, ldi=None, ldo=None, tile=None, threads=None, target=None):
+    """In-place transpose; returns the array holding the result.
+
+    * 2-D square ``a`` (any leading dimension): ``a`` becomes ``a.T``; returns ``a``.
+    * 2-D non-square ``a``: must be contiguous (C or Fortran); returns a view of the same memory
+      with shape ``a.shape[::-1]`` and the same order. Anything else raises ``ValueError``.
+    * 1-D buffer with ``m``, ``n``, ``ldi`` (default m), ``ldo`` (default n): the ``m x n`` matrix
+      at ``a`` (``ldi``) is replaced by its ``n x m`` transpose (``ldo``); the buffer must hold both.
+
+    Square matrices with one leading dimension are transposed by swapping tile pairs (no extra
+    memory, square tiles of ``tile``, TRANS_M or the tuned/default size); anything else goes
+    through an ``m*n`` scratch buffer.
+    """
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"a must be a numpy array, got {type(a).__name__}")
+    cdef int es = _elemsize(a.dtype, "a")
+    cdef int isa = _isa(target)
+    tile = _tile(tile, "tile")
+    if not a.flags.writeable:
+        raise ValueError("a is read-only")
+    if not a.flags.aligned:
+        raise ValueError("a is not aligned to its element size")
+    if a.ndim == 2:
+        _no_flat_args("transpose_inplace", m=m, n=n, ldi=ldi, ldo=ldo)
+        rows, cols = a.shape
+        lay = _layout(a)
+        if rows == cols:
+            if lay is None:
+                raise ValueError(f"a (strides {a.strides}) needs one axis with unit stride for an in-place transpose")
+            _square(a, es, isa, lay[1], lay[3], tile, threads)
+            return a
+        if a.flags.c_contiguous:
+            _general(a, es, isa, cols, rows, cols, rows, tile, threads)
+            return a.reshape((cols, rows))
+        if a.flags.f_contiguous:
+            _general(a, es, isa, rows, cols, rows, cols, tile, threads)
+            return a.reshape((cols, rows), order="F")
+        raise ValueError(f"in-place transpose of a non-square {rows}x{cols} array needs it contiguous "
+                         f"(its strides {a.strides} leave no room for the {cols}x{rows} result); "
+                         "use transpose() with an output array")
+    if a.ndim != 1:
+        raise ValueError(f"a must be 2-D, or a flat 1-D buffer with m= and n=; got ndim={a.ndim}")
+    if m is None or n is None:
+        raise TypeError("transpose_inplace of a flat (1-D) buffer needs m= and n=")
+    m, n = _count(m, "m"), _count(n, "n")
+    ldi, ldo = _lead(ldi, "ldi", m, "m"), _lead(ldo, "ldo", n, "n")
+    _flat(a, "a", True)
+    _need(a, "a", m, n, ldi, f"the m={m} x n={n} input with ldi={ldi}")
+    _need(a, "a", n, m, ldo, f"the n={n} x m={m} result with ldo={ldo} (no room for an in-place transpose)")
+    if m and n:
+        if m == n and ldi == ldo:
+            _square(a, es, isa, m, ldi, tile, threads)
+        else:
+            _general(a, es, isa, m, n, ldi, ldo, tile, threads)
+    return a
+
+
+cdef _square(cnp.ndarray a, int es, int isa, int64_t n, int64_t ld, tile, threads):
+    (t, _), _ = _tiles("i", es, isa, n, n, tile, None)
+    cdef int64_t ct = t
+    cdef int nt = _threads(threads, n * n)
+    cdef void *p = cnp.PyArray_DATA(a)
+    with nogil:
+        itrans_square_c(p, es, isa, n, ld, ct, nt)
+
+
+cdef _general(cnp.ndarray a, int es, int isa, int64_t m, int64_t n, int64_t ldi, int64_t ldo, tile, threads):
+    # Any shape and pair of leading dimensions: transpose into scratch, copy back. Costs m*n
+    # elements of memory and one more pass, but is as fast as the out-of-place kernels allow.
+    cdef cnp.ndarray scratch = np.empty(m * n, dtype=a.dtype)
+    (tm, tn), _ = _tiles("o", es, isa, m, n, tile, tile)
+    cdef int64_t ctm = tm, ctn = tn
+    cdef int nt = _threads(threads, m * n)
+    cdef int st = _stream_choice(None, m * n * es)
+    cdef void *p = cnp.PyArray_DATA(a)
+    cdef void *s = cnp.PyArray_DATA(scratch)
+    with nogil:
+        otrans_c(p, s, es, isa, m, n, ldi, n, ctm, ctn, nt, 0)
+        copy_c(s, p, es, isa, n, m, n, ldo, nt, st)
+
+
+def copy(a, out=None, *, m=None, n=None, ldi=None, ldo=None, threads=None, target=None, streaming=None):
+    """Matrix copy with leading dimensions; returns ``out``.
+
+    * 2-D ``a``: ``out[...] = a`` (``out`` allocated in ``a``'s order if not given; any mix of
+      C/Fortran order and padded leading dimensions).
+    * 1-D ``a`` with ``m``, ``n``, ``ldi`` (default m), ``ldo`` (default m):
+      ``out[j*ldo + i] = a[j*ldi + i]``; ``out`` defaults to ``n*ldo`` elements (padding zeroed).
+    """
+    a = np.asarray(a)
+    cdef int es = _elemsize(a.dtype, "a")
+    cdef int isa = _isa(target)
+    streaming = _streaming(streaming)
+    if a.ndim == 2:
+        _no_flat_args("copy", m=m, n=n, ldi=ldi, ldo=ldo)
+        a, lay = _input_2d(a)
+        if out is None:
+            out = np.empty(a.shape, dtype=a.dtype, order="F" if lay[0] == 0 else "C")
+            lay_out = _layout(out)
+        else:
+            lay_out = _output_2d(out, a.dtype, a.shape)
+        if a.size == 0:
+            return out
+        if lay_out[0] == lay[0]:
+            _run_copy(a, out, es, isa, lay[1], lay[2], lay[3], lay_out[3], threads, streaming)
+        else:
+            _run_otrans(a, out, es, isa, lay[1], lay[2], lay[3], lay_out[3], None, None, threads, streaming)
+        return out
+    if a.ndim != 1:
+        raise ValueError(f"a must be 2-D, or a flat 1-D buffer with m= and n=; got ndim={a.ndim}")
+    if m is None or n is None:
+        raise TypeError("copy of a flat (1-D) buffer needs m= and n=")
+    m, n = _count(m, "m"), _count(n, "n")
+    ldi, ldo = _lead(ldi, "ldi", m, "m"), _lead(ldo, "ldo", m, "m")
+    _flat(a, "a", False)
+    _need(a, "a", m, n, ldi, f"an m={m} x n={n} input with ldi={ldi}")
+    if out is None:
+        out = (np.zeros if ldo > m else np.empty)(n * ldo, dtype=a.dtype)
+    else:
+        _flat(out, "out", True)
+        if out.dtype != a.dtype:
+            raise TypeError(f"out has dtype {out.dtype}, a has {a.dtype}")
+        _need(out, "out", m, n, ldo, f"an m={m} x n={n} output with ldo={ldo}")
+    if m and n:
+        _run_copy(a, out, es, isa, m, n, ldi, ldo, threads, streaming)
+    return out
+
+
+def zero(a, *, m=None, n=None, ld=None, threads=None, target=None, streaming=None):
+    """Set a matrix to zero; returns ``a``. 2-D ``a``: all of it. 1-D ``a`` with ``m``, ``n``,
+    ``ld`` (default m): ``a[j*ld + i] = 0`` for ``i < m``, ``j < n`` (padding untouched)."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"a must be a numpy array, got {type(a).__name__}")
+    cdef int es = _elemsize(a.dtype, "a")
+    cdef int isa = _isa(target)
+    streaming = _streaming(streaming)
+    if not a.flags.writeable:
+        raise ValueError("a is read-only")
+    if a.ndim == 2:
+        _no_flat_args("zero", m=m, n=n, ld=ld)
+        lay = _layout(a) if a.flags.aligned else None
+        if lay is None:
+            raise ValueError(f"a (strides {a.strides}) needs one axis with unit stride")
+        rows, cols, lead = lay[1], lay[2], lay[3]
+    elif a.ndim == 1:
+        if m is None or n is None:
+            raise TypeError("zero of a flat (1-D) buffer needs m= and n=")
+        rows, cols = _count(m, "m"), _count(n, "n")
+        lead = _lead(ld, "ld", rows, "m")
+        _flat(a, "a", True)
+        _need(a, "a", rows, cols, lead, f"an m={rows} x n={cols} matrix with ld={lead}")
+    else:
+        raise ValueError(f"a must be 2-D, or a flat 1-D buffer with m= and n=; got ndim={a.ndim}")
+    cdef int64_t cm = rows, cn = cols, cld = lead
+    cdef int nt = _threads(threads, cm * cn)
+    cdef int st = _stream_choice(streaming, cm * cn * es)
+    cdef void *p = cnp.PyArray_DATA(a)
+    if cm and cn:
+        with nogil:
+            zero_c(p, es, isa, cm, cn, cld, nt, st)
+    return a

@@ -1,0 +1,1 @@
+"""The gxm model zoo: prototxt files (written by make_zoo.py), read by path."""

@@ -1,0 +1,256 @@
+"""core.dnn: layer kernels against numpy references, thread-count invariance, bad input."""
+import numpy as np
+import pytest
+
+dnn = pytest.importorskip("core.dnn")
+conv = pytest.importorskip("core.conv")
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
+
+
+def blocked(rng, n, c, h, w):
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    return x, conv.to_blocked(x)
+
+
+def ref_pool(x, mode, k, s, p):
+    """Caffe pooling on NCHW float64 (ceil mode; average divisor counts padding)."""
+    n, c, h, w = x.shape
+    oh, ow = dnn.pool_output_size(h, k[0], s[0], p[0]), dnn.pool_output_size(w, k[1], s[1], p[1])
+    y = np.zeros((n, c, oh, ow))
+    for i in range(oh):
+        for j in range(ow):
+            h0, w0 = i * s[0] - p[0], j * s[1] - p[1]
+            h1, w1 = min(h0 + k[0], h + p[0]), min(w0 + k[1], w + p[1])
+            size = (h1 - h0) * (w1 - w0)
+            win = x[:, :, max(h0, 0):min(h1, h), max(w0, 0):min(w1, w)]
+            y[:, :, i, j] = win.max(axis=(2, 3)) if mode == dnn.MAX_POOL else win.sum(axis=(2, 3)) / size
+    return y
+
+
+@pytest.mark.parametrize("mode", [dnn.MAX_POOL, dnn.AVE_POOL])
+@pytest.mark.parametrize("geom", [((3, 3), (2, 2), (0, 0)), ((3, 3), (2, 2), (1, 1)), ((2, 2), (2, 2), (0, 0)),
+                                  ((3, 2), (1, 2), (1, 0)), ((7, 5), (1, 1), (0, 0))])
+def test_pooling_forward_and_backward(mode, geom, rng):
+    k, s, p = geom
+    x, xb = blocked(rng, 2, 19, 7, 5)
+    oh, ow = dnn.pool_output_size(7, k[0], s[0], p[0]), dnn.pool_output_size(5, k[1], s[1], p[1])
+    y = np.empty((2, 2, oh, ow, 16), np.float32)
+    arg = np.empty(y.shape, np.int32)
+    dnn.pool_forward(xb, y, mode, k, s, p, argmax=arg)
+    np.testing.assert_allclose(conv.from_blocked(y, 19), ref_pool(x.astype(np.float64), mode, k, s, p),
+                               rtol=1e-6, atol=1e-6)
+    assert np.all(conv.from_blocked(y, 32)[:, 19:] == 0)
+    # backward is the adjoint of forward: <pool(x), dy> = <x, pool^T(dy)> for average pooling,
+    # and routes dy to the argmax for max pooling
+    dy = rng.standard_normal((2, 19, oh, ow)).astype(np.float32)
+    dx = np.empty_like(xb)
+    dnn.pool_backward(conv.to_blocked(dy), dx, mode, k, s, p, argmax=arg)
+    if mode == dnn.AVE_POOL:
+        lhs = np.vdot(conv.from_blocked(y, 19).astype(np.float64), dy)
+        rhs = np.vdot(x.astype(np.float64), conv.from_blocked(dx, 19))
+        assert abs(lhs - rhs) < 1e-4 * (1 + abs(lhs))
+    else:
+        want = np.zeros_like(x, dtype=np.float64)
+        for i in range(oh):
+            for j in range(ow):
+                h0, w0 = max(i * s[0] - p[0], 0), max(j * s[1] - p[1], 0)
+                h1, w1 = min(i * s[0] - p[0] + k[0], 7), min(j * s[1] - p[1] + k[1], 5)
+                win = x[:, :, h0:h1, w0:w1].reshape(2, 19, -1)
+                pos = win.argmax(axis=2)
+                hh, ww = h0 + pos // (w1 - w0), w0 + pos % (w1 - w0)
+                for n in range(2):
+                    for c in range(19):
+                        want[n, c, hh[n, c], ww[n, c]] += dy[n, c, i, j]
+        np.testing.assert_allclose(conv.from_blocked(dx, 19), want, rtol=1e-6, atol=1e-6)
+
+
+def test_pool_output_size_follows_caffe():
+    assert dnn.pool_output_size(32, 3, 2, 0) == 16      # ceil: CIFAR-10 quick
+    assert dnn.pool_output_size(112, 3, 2, 0) == 56     # GoogLeNet
+    assert dnn.pool_output_size(112, 3, 2, 1) == 57     # ceil with padding
+    assert dnn.pool_output_size(5, 2, 2, 1) == 3        # ceil gives 4, but that window would start in the padding
+    assert dnn.pool_output_size(7, 7, 1, 0) == 1
+    with pytest.raises(ValueError, match="does not fit"):
+        dnn.pool_output_size(2, 3, 1, 0)
+    with pytest.raises(ValueError, match="smaller than"):
+        dnn.pool_output_size(8, 3, 1, 3)
+
+
+def test_relu_and_dropout(rng):
+    x = rng.standard_normal((4, 3, 5)).astype(np.float32)
+    y = np.empty_like(x)
+    dnn.relu_forward(x, y, 0.1)
+    np.testing.assert_array_equal(y, np.where(x > 0, x, np.float32(0.1) * x))
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    dx = np.empty_like(x)
+    dnn.relu_backward(x, dy, dx, 0.1)
+    np.testing.assert_array_equal(dx, np.where(x > 0, dy, np.float32(0.1) * dy))
+
+    big = np.ones((64, 1000), np.float32)
+    out, mask = np.empty_like(big), np.empty_like(big)
+    dnn.dropout_forward(big, out, mask, 0.3, 7, 0)
+    kept = mask > 0
+    assert abs(kept.mean() - 0.7) < 0.01
+    np.testing.assert_allclose(mask[kept], 1 / 0.7, rtol=1e-6)
+    np.testing.assert_array_equal(out, big * mask)
+    # the same samples get the same mask when the batch is split (rank sharding)
+    lo, hi = np.empty((32, 1000), np.float32), np.empty((32, 1000), np.float32)
+    dnn.dropout_forward(big[:32].copy(), np.empty_like(lo), lo, 0.3, 7, 0)
+    dnn.dropout_forward(big[32:].copy(), np.empty_like(hi), hi, 0.3, 7, 32)
+    np.testing.assert_array_equal(np.concatenate([lo, hi]), mask)
+    other = np.empty_like(big)
+    dnn.dropout_forward(big, np.empty_like(big), other, 0.3, 8, 0)
+    assert np.mean(other != mask) > 0.2, "another seed gives another mask"
+    g = np.empty_like(big)
+    dnn.multiply(big, mask, g)
+    np.testing.assert_array_equal(g, mask)
+
+
+def test_batch_norm_kernels(rng):
+    x, xb = blocked(rng, 3, 21, 4, 5)
+    stats = np.zeros((2, 32))
+    dnn.channel_stats(xb, stats)
+    xd = x.astype(np.float64)
+    np.testing.assert_allclose(stats[0, :21], xd.sum(axis=(0, 2, 3)), rtol=1e-6, atol=1e-5)
+    np.testing.assert_allclose(stats[1, :21], (xd ** 2).sum(axis=(0, 2, 3)), rtol=1e-6)
+    assert np.all(stats[:, 21:] == 0)
+    scale = rng.standard_normal(32).astype(np.float32)
+    shift = rng.standard_normal(32).astype(np.float32)
+    scale[21:] = shift[21:] = 0
+    res, resb = blocked(rng, 3, 21, 4, 5)
+    y = np.empty_like(xb)
+    dnn.channel_affine(xb, scale, shift, y, residual=resb, relu=True)
+    want = np.maximum(xd * scale[None, :21, None, None] + shift[None, :21, None, None] + res, 0)
+    np.testing.assert_allclose(conv.from_blocked(y, 21), want, rtol=1e-5, atol=1e-5)
+    dy, dyb = blocked(rng, 3, 21, 4, 5)
+    mean = stats[0] / 60
+    dz = np.empty_like(xb)
+    sums = np.zeros((2, 32))
+    dnn.bn_backward_reduce(dyb, xb, mean, dz, sums, y=y)
+    gate = want > 0
+    np.testing.assert_array_equal(conv.from_blocked(dz, 21), np.where(gate, dy, 0))
+    np.testing.assert_allclose(sums[0, :21], np.where(gate, dy, 0).sum(axis=(0, 2, 3)), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(sums[1, :21], (np.where(gate, dy, 0) * (xd - mean[None, :21, None, None])).sum(axis=(0, 2, 3)),
+                               rtol=1e-5, atol=1e-5)
+    ka, kx, k0 = (rng.standard_normal(32).astype(np.float32) for _ in range(3))
+    out = np.empty_like(xb)
+    dnn.channel_affine2(dz, ka, xb, kx, k0, out)
+    full = lambda v: v[None, :21, None, None]  # noqa: E731
+    np.testing.assert_allclose(conv.from_blocked(out, 21),
+                               conv.from_blocked(dz, 21) * full(ka) + xd * full(kx) + full(k0), rtol=1e-5, atol=1e-5)
+
+
+def test_channel_plumbing(rng):
+    a, ab = blocked(rng, 2, 20, 3, 3)
+    b, bb = blocked(rng, 2, 13, 3, 3)
+    cat = np.zeros((2, 3, 3, 3, 16), np.float32)
+    dnn.copy_channels(ab, 0, cat, 0, 20)
+    dnn.copy_channels(bb, 0, cat, 20, 13)
+    np.testing.assert_array_equal(conv.from_blocked(cat, 48), np.concatenate([a, b, np.zeros((2, 15, 3, 3), np.float32)], 1))
+    back = np.zeros_like(bb)
+    dnn.copy_channels(cat, 20, back, 0, 13)
+    np.testing.assert_array_equal(back, bb)
+    dnn.copy_channels(cat, 20, back, 0, 13, add=True)
+    np.testing.assert_array_equal(back, 2 * bb)
+    flat = np.empty((2, 20 * 9), np.float32)
+    dnn.blocked_to_flat(ab, 20, flat)
+    np.testing.assert_array_equal(flat, a.reshape(2, -1))
+    again = np.full_like(ab, 7.0)
+    dnn.flat_to_blocked(flat, 20, again)
+    np.testing.assert_array_equal(again, ab)
+    y = np.empty_like(flat)
+    dnn.axpby(2.0, flat, 0.0, y)
+    dnn.axpby(1.0, flat, 0.25, y)
+    np.testing.assert_allclose(y, 1.5 * flat, rtol=1e-6)
+
+
+def test_fully_connected(rng):
+    x = rng.standard_normal((5, 37)).astype(np.float32)
+    w = rng.standard_normal((11, 37)).astype(np.float32)
+    b = rng.standard_normal(11).astype(np.float32)
+    y = np.empty((5, 11), np.float32)
+    dnn.fc_forward(x, w, b, y)
+    np.testing.assert_allclose(y, x.astype(np.float64) @ w.T + b, rtol=1e-5, atol=1e-5)
+    dy = rng.standard_normal((5, 11)).astype(np.float32)
+    dw, db, dx = np.empty_like(w), np.empty_like(b), np.empty_like(x)
+    dnn.fc_backward(x, w, dy, dw, db, dx)
+    np.testing.assert_allclose(dw, dy.T.astype(np.float64) @ x, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(db, dy.sum(0), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(dx, dy.astype(np.float64) @ w, rtol=1e-5, atol=1e-5)
+
+
+def test_softmax_cross_entropy_and_accuracy(rng):
+    z = (3 * rng.standard_normal((6, 10))).astype(np.float32)
+    lab = rng.integers(0, 10, 6).astype(np.int32)
+    p = np.empty_like(z)
+    loss = dnn.softmax_xent_forward(z, lab, p)
+    zd = z.astype(np.float64)
+    pr = np.exp(zd - zd.max(1, keepdims=True))
+    pr /= pr.sum(1, keepdims=True)
+    np.testing.assert_allclose(p, pr, rtol=1e-5, atol=1e-7)
+    assert loss == pytest.approx(-np.log(pr[np.arange(6), lab]).sum(), rel=1e-6)
+    d = np.empty_like(z)
+    dnn.softmax_xent_backward(p, lab, d, 0.25)
+    want = pr.copy()
+    want[np.arange(6), lab] -= 1
+    np.testing.assert_allclose(d, 0.25 * want, rtol=1e-5, atol=1e-6)
+    for k in (1, 3, 10):
+        ranks = (zd > zd[np.arange(6), lab][:, None]).sum(1)
+        assert dnn.topk_correct(z, lab, k) == int((ranks < k).sum())
+    with pytest.raises(ValueError, match="labels must be in"):
+        dnn.softmax_xent_forward(z, np.full(6, 10, np.int32), p)
+    with pytest.raises(ValueError, match="int32"):
+        dnn.topk_correct(z, lab.astype(np.int64))
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_sgd_update(nesterov, rng):
+    w = rng.standard_normal(50).astype(np.float32)
+    g = rng.standard_normal(50).astype(np.float32)
+    h = rng.standard_normal(50).astype(np.float32)
+    seg = np.array([0, 20, 20, 50])
+    lr = np.array([0.1, 0.5, 0.01], np.float32)
+    wd = np.array([0.001, 0.0, 0.1], np.float32)
+    w0, h0 = w.astype(np.float64), h.astype(np.float64)
+    lr_e = np.repeat(lr, np.diff(seg)).astype(np.float64)
+    wd_e = np.repeat(wd, np.diff(seg)).astype(np.float64)
+    v = 0.9 * h0 + lr_e * (g + wd_e * w0)
+    want = w0 - ((1.9 * v - 0.9 * h0) if nesterov else v)
+    dnn.sgd_update(w, g, h, seg, lr, wd, 0.9, nesterov)
+    np.testing.assert_allclose(h, v, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(w, want, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="segments"):
+        dnn.sgd_update(w, g, h, [0, 10], lr[:1], wd[:1], 0.9)
+
+
+def test_two_threads_equal_one(rng):
+    x, xb = blocked(rng, 8, 40, 17, 19)
+    for fn in (lambda t: dnn.channel_stats(xb, np.zeros((2, 48)), threads=t),
+               lambda t: dnn.pool_forward(xb, np.empty((8, 3, 8, 9, 16), np.float32), dnn.AVE_POOL,
+                                          (3, 3), (2, 2), (0, 0), threads=t),
+               lambda t: dnn.relu_forward(xb, np.empty_like(xb), threads=t)):
+        np.testing.assert_array_equal(fn(1), fn(2))
+
+
+def test_bad_input_names_the_argument(rng):
+    _, xb = blocked(rng, 1, 3, 4, 4)
+    with pytest.raises(TypeError, match="x must be float32"):
+        dnn.relu_forward(xb.astype(np.float64), xb)
+    with pytest.raises(ValueError, match="y must have shape"):
+        dnn.relu_forward(xb, np.empty(3, np.float32))
+    with pytest.raises(ValueError, match="channel-blocked"):
+        dnn.channel_stats(np.zeros((1, 3, 4, 4), np.float32), np.zeros((2, 16)))
+    with pytest.raises(ValueError, match="stats"):
+        dnn.channel_stats(xb, np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="argmax"):
+        dnn.pool_forward(xb, np.empty((1, 1, 2, 2, 16), np.float32), dnn.MAX_POOL, (2, 2), (2, 2), (0, 0))
+    with pytest.raises(ValueError, match="w must be"):
+        dnn.fc_forward(np.zeros((2, 3), np.float32), np.zeros((4, 5), np.float32), None, np.zeros((2, 4), np.float32))
+    with pytest.raises(ValueError, match="ratio"):
+        dnn.dropout_forward(xb, np.empty_like(xb), np.empty_like(xb), 1.0, 0, 0)
+    with pytest.raises(ValueError, match="channel range"):
+        dnn.copy_channels(xb, 0, np.zeros_like(xb), 10, 10)
