@@ -43,6 +43,8 @@ cdef extern from "conv_kernels.h" nogil:
                                       float *c, int64_t ldc, int accumulate, const float *bias)
     int conv_brgemm16_nmax(int isa)
     conv_brgemm16_fn conv_brgemm16_get(int isa, int n, int64_t bj)
+    ctypedef void (*conv_stats_fn)(const float *c, int n, double *stats)
+    conv_stats_fn conv_tile_stats_get(int isa)
 
 cdef enum:
     VLEN = 16           # channels per block: one zmm, two ymm
@@ -139,6 +141,7 @@ ctypedef struct geom_t:
     int crem, krem          # channels in the last input / output block (1..16)
     int groups              # batch groups of backward-weights
     int kgroup, kgroups     # output blocks per forward work item (weights fit L2), and groups
+    conv_stats_fn tile_stats
     int nmax
 
 
@@ -170,8 +173,6 @@ cdef void _fwd_item(const geom_t *g, int n, int kb0, int kb1, const float *xin, 
     cdef const float *wk
     cdef const float *bk
     cdef float *cout
-    cdef double *st
-    cdef float t
     if stats != NULL:
         for kb in range(kb0, kb1):
             for v in range(2 * VLEN):
@@ -191,12 +192,7 @@ cdef void _fwd_item(const geom_t *g, int n, int kb0, int kb1, const float *xin, 
                     kern[nb](nb, g.crem, rs, wk, aoff + nfull, bbase, boff + nfull, 1, col_stride,
                              cout, VLEN, 1 if nfull > 0 else 0, bk if nfull == 0 else NULL)
                 if stats != NULL:
-                    st = stats + kb * 2 * VLEN
-                    for j in range(nb):
-                        for v in range(VLEN):
-                            t = cout[j * VLEN + v]
-                            st[v] += t
-                            st[VLEN + v] += <double>t * t
+                    g.tile_stats(cout, nb, stats + kb * 2 * VLEN)
             ow0 += nb
 
 
@@ -262,7 +258,7 @@ cdef void _bwd_data_item(const geom_t *g, int n, int cb, const float *dy, const 
 
 cdef void _bwd_weights_item(const geom_t *g, int kb, int cb, int grp, const float *xin,
                             const float *dy, float *dwbuf, const int64_t *aoff, const int64_t *boff,
-                            const conv_brgemm16_fn *kern) noexcept nogil:
+                            const conv_brgemm16_fn *kern, const conv_brgemm16_fn *kern_taps) noexcept nogil:
     # per image, one batch-reduce call over all output rows for each (r, s, channel tile): the
     # image's dy and x planes stay in L2 across the R*S taps, the accumulators in registers
     cdef int64_t blk = <int64_t>g.R * g.S * TILE
@@ -277,9 +273,23 @@ cdef void _bwd_weights_item(const geom_t *g, int kb, int cb, int grp, const floa
     cdef const float *ximg
     cdef const float *bbase
     memset(dwb, 0, blk * sizeof(float))
+    cdef int taps = _tile_width(g.S, g.nmax)
     for n in range(n0, n1):
         aimg = dy + (<int64_t>n * g.Kb + kb) * g.OH * g.OW * VLEN
         ximg = xin + (<int64_t>n * g.Cb + cb) * g.Hp * g.Wp * VLEN
+        if cn < g.S:
+            # few input channels (a first layer: 1 or 3): the S taps of a kernel row are the
+            # columns instead, so each dy vector feeds S accumulators rather than cn
+            for r in range(g.R):
+                for c0 in range(cn):
+                    s_ = 0
+                    while s_ < g.S:
+                        nb = taps if g.S - s_ > taps else g.S - s_
+                        kern_taps[nb](nb, g.cols, g.rows, aimg, aoff,
+                                      ximg + (<int64_t>r * g.Wp + s_) * VLEN + c0, boff, bl, VLEN,
+                                      dwb + (r * g.S + s_) * TILE + c0 * VLEN, TILE, 1, NULL)
+                        s_ += nb
+            continue
         for r in range(g.R):
             for s_ in range(g.S):
                 bbase = ximg + (<int64_t>r * g.Wp + s_) * VLEN
@@ -399,6 +409,7 @@ cdef class ConvPlan:
         # batch groups only when (Kb, Cb) pairs alone cannot feed a few threads; shape-only choice
         g.groups = max(1, min(N, (8 + g.Kb * g.Cb - 1) // (g.Kb * g.Cb)))
         g.nmax = conv_brgemm16_nmax(self.isa)
+        g.tile_stats = conv_tile_stats_get(self.isa)
         _set_kgroups(g)
         for i in range(NMAX_ALL + 1):
             self.kern_fwd[i] = conv_brgemm16_get(self.isa, i, VLEN * sw) if 1 <= i <= g.nmax else NULL
@@ -416,8 +427,11 @@ cdef class ConvPlan:
         self.bw_boff = np.arange(g.rows, dtype=np.int64) * (<int64_t>g.sh * g.Wp * VLEN)
         # Stride 1 (not 1x1): dx is a forward convolution of dy, padded by (R-1-ph, S-1-pw), with
         # the spatially flipped, transposed weights -- the gather form computes each dx tile once
-        # in registers. Other strides scatter every tap into a zeroed dx (any stride works).
-        self.dual = int(sh == 1 and sw == 1 and not self.flat)
+        # in registers. It multiplies every dx pixel by all R*S taps, also where dy's padding is
+        # zero: for "valid" convolutions of small images (LeNet: 12x12 -> 8x8 with 5x5) that is
+        # (H*W)/(OH*OW) = 2.25 times the work, and the scatter form wins. Other strides scatter
+        # every tap into a zeroed dx (any stride works).
+        self.dual = int(sh == 1 and sw == 1 and not self.flat and 4 * H * W <= 5 * g.OH * g.OW)
         self.dypad = None
         if self.dual:
             gd = &self.gd
@@ -428,6 +442,7 @@ cdef class ConvPlan:
             gd.rows, gd.cols = H, W
             gd.crem, gd.krem = g.krem, g.crem
             gd.groups, gd.nmax = 1, g.nmax
+            gd.tile_stats = g.tile_stats
             _set_kgroups(gd)
             self.bd_aoff = np.arange(g.Kb * rs, dtype=np.int64) * TILE
             boff = np.empty(g.Kb * rs, np.int64)
@@ -604,7 +619,8 @@ cdef class ConvPlan:
         with nogil:
             for it in prange(items, schedule="static", num_threads=nt):
                 _bwd_weights_item(g, <int>((it // g.groups) // g.Cb), <int>((it // g.groups) % g.Cb),
-                                  <int>(it % g.groups), xin, dyp, target, aoff, boff, self.kern_bw)
+                                  <int>(it % g.groups), xin, dyp, target, aoff, boff, self.kern_bw,
+                                  self.kern_bd)
         if g.groups > 1:
             np.sum(self.dw_partial, axis=0, out=dw)
         if dbias is not None:

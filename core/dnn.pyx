@@ -17,7 +17,16 @@ from libc.stdint cimport int32_t, int64_t, uint64_t
 from libc.string cimport memset, memcpy
 
 from core.threads cimport resolve_threads, threads_for_work
+from core import cpu as _cpu
 from scipy.linalg.cython_blas cimport sgemm
+
+cdef extern from "dnn_kernels.h" nogil:
+    ctypedef struct dnn_pool_geom:
+        int H, W, OH, OW, kh, kw, sh, sw, ph, pw
+    ctypedef void (*dnn_maxpool_fn)(const dnn_pool_geom *g, const float *x, float *y, int32_t *argmax)
+    ctypedef void (*dnn_avgpool_fn)(const dnn_pool_geom *g, const float *x, float *y)
+    dnn_maxpool_fn dnn_maxpool_get(int isa)
+    dnn_avgpool_fn dnn_avgpool_get(int isa)
 
 cnp.import_array()
 
@@ -195,37 +204,6 @@ ctypedef struct pool_t:
     int N, Cb, H, W, OH, OW, kh, kw, sh, sw, ph, pw
 
 
-cdef void _maxpool_item(const pool_t *p, int64_t it, const float *x, float *y, int32_t *arg) noexcept nogil:
-    cdef const float *xi = x + it * p.H * p.W * VLEN
-    cdef float *yo = y + it * p.OH * p.OW * VLEN
-    cdef int32_t *ao = arg + it * p.OH * p.OW * VLEN
-    cdef int oh, ow, h, w, hs, ws, he, we, v
-    cdef float best[VLEN]
-    cdef int32_t where[VLEN]
-    cdef float t
-    for oh in range(p.OH):
-        hs = oh * p.sh - p.ph
-        he = hs + p.kh if hs + p.kh < p.H else p.H
-        hs = hs if hs > 0 else 0
-        for ow in range(p.OW):
-            ws = ow * p.sw - p.pw
-            we = ws + p.kw if ws + p.kw < p.W else p.W
-            ws = ws if ws > 0 else 0
-            for v in range(VLEN):
-                best[v] = -INFINITY
-                where[v] = hs * p.W + ws
-            for h in range(hs, he):
-                for w in range(ws, we):
-                    for v in range(VLEN):
-                        t = xi[(h * p.W + w) * VLEN + v]
-                        if t > best[v]:
-                            best[v] = t
-                            where[v] = h * p.W + w
-            for v in range(VLEN):
-                yo[(oh * p.OW + ow) * VLEN + v] = best[v]
-                ao[(oh * p.OW + ow) * VLEN + v] = where[v]
-
-
 cdef void _maxpool_back_item(const pool_t *p, int64_t it, const float *dy, const int32_t *arg,
                              float *dx) noexcept nogil:
     cdef float *di = dx + it * p.H * p.W * VLEN
@@ -250,25 +228,6 @@ cdef inline void _avg_window(const pool_t *p, int oh, int ow, int *hs, int *he, 
     ws[0] = w0 if w0 > 0 else 0
     he[0] = h1 if h1 < p.H else p.H
     we[0] = w1 if w1 < p.W else p.W
-
-
-cdef void _avgpool_item(const pool_t *p, int64_t it, const float *x, float *y) noexcept nogil:
-    cdef const float *xi = x + it * p.H * p.W * VLEN
-    cdef float *yo = y + it * p.OH * p.OW * VLEN
-    cdef int oh, ow, h, w, hs, ws, he, we, v
-    cdef float inv
-    cdef float acc[VLEN]
-    for oh in range(p.OH):
-        for ow in range(p.OW):
-            _avg_window(p, oh, ow, &hs, &he, &ws, &we, &inv)
-            for v in range(VLEN):
-                acc[v] = 0
-            for h in range(hs, he):
-                for w in range(ws, we):
-                    for v in range(VLEN):
-                        acc[v] += xi[(h * p.W + w) * VLEN + v]
-            for v in range(VLEN):
-                yo[(oh * p.OW + ow) * VLEN + v] = acc[v] * inv
 
 
 cdef void _avgpool_back_item(const pool_t *p, int64_t it, const float *dy, float *dx) noexcept nogil:
@@ -299,14 +258,29 @@ cdef pool_t _pool_geom(object x, object y, object kernel, object stride, object 
     return p
 
 
-def pool_forward(x, y, int mode, kernel, stride, pad, argmax=None, threads=None):
+cdef int _isa_of(object target) except -1:
+    if target is None:
+        return _cpu.target_id()
+    if not isinstance(target, str):
+        raise TypeError(f"target must be a str or None, got {type(target).__name__}")
+    return _cpu.isa_id(target)
+
+
+def pool_forward(x, y, int mode, kernel, stride, pad, argmax=None, threads=None, target=None):
     """Max (``mode=MAX_POOL``, fills int32 ``argmax`` shaped like ``y``) or average pooling.
-    ``kernel``, ``stride``, ``pad`` are (h, w) pairs."""
+    ``kernel``, ``stride``, ``pad`` are (h, w) pairs; ``target`` forces an ISA path."""
     cdef pool_t p = _pool_geom(x, y, kernel, stride, pad)
+    cdef dnn_pool_geom g
+    g.H, g.W, g.OH, g.OW = p.H, p.W, p.OH, p.OW
+    g.kh, g.kw, g.sh, g.sw, g.ph, g.pw = p.kh, p.kw, p.sh, p.sw, p.ph, p.pw
+    cdef int isa = _isa_of(target)
+    cdef dnn_maxpool_fn maxpool = dnn_maxpool_get(isa)
+    cdef dnn_avgpool_fn avgpool = dnn_avgpool_get(isa)
     cdef float *xp = _fp(x)
     cdef float *yp = _fp(y)
     cdef int32_t *ap = NULL
     cdef int64_t items = <int64_t>p.N * p.Cb, it
+    cdef int64_t xplane = <int64_t>p.H * p.W * VLEN, yplane = <int64_t>p.OH * p.OW * VLEN
     cdef int nt = threads_for_work(resolve_threads(threads), items, 1)
     if mode == MAX_POOL:
         if not isinstance(argmax, np.ndarray) or argmax.dtype != np.int32 or argmax.shape != y.shape \
@@ -315,11 +289,11 @@ def pool_forward(x, y, int mode, kernel, stride, pad, argmax=None, threads=None)
         ap = <int32_t *>cnp.PyArray_DATA(<cnp.ndarray>argmax)
         with nogil:
             for it in prange(items, schedule="static", num_threads=nt):
-                _maxpool_item(&p, it, xp, yp, ap)
+                maxpool(&g, xp + it * xplane, yp + it * yplane, ap + it * yplane)
     elif mode == AVE_POOL:
         with nogil:
             for it in prange(items, schedule="static", num_threads=nt):
-                _avgpool_item(&p, it, xp, yp)
+                avgpool(&g, xp + it * xplane, yp + it * yplane)
     else:
         raise ValueError(f"mode must be MAX_POOL or AVE_POOL, got {mode}")
     return y

@@ -18,7 +18,7 @@ cdef extern from "smm_kernel.h" nogil:
         double alpha, beta
     ctypedef struct smm_kernel:
         smm_desc desc
-        int8_t mv, nr, specialized
+        int8_t mv, nr, specialized, code_isa
     enum:
         SMM_F64
         SMM_F32

@@ -146,6 +146,10 @@ cdef class Kernel:
     @property
     def target(self): return _cpu.ISA_NAMES[self.kern.desc.isa]
     @property
+    def code_target(self):
+        """ISA of the code that runs (an AVX-512 path may run AVX2 tiles for narrow shapes)."""
+        return _cpu.ISA_NAMES[self.kern.code_isa]
+    @property
     def tile(self):
         """Register tile ``(vectors, columns)`` of the micro-kernel; ``(0, 0)`` for portable code."""
         return (self.kern.mv, self.kern.nr)
@@ -168,7 +172,7 @@ cdef class Kernel:
         d = self.kern.desc
         return (f"<core.smm.Kernel {d.m}x{d.n}x{d.k} {self.dtype.name} lda={d.lda} ldb={d.ldb} ldc={d.ldc} "
                 f"alpha={d.alpha:g} beta={d.beta:g} trans_a={bool(d.trans_a)} trans_b={bool(d.trans_b)} "
-                f"target={self.target} tile={self.tile} specialized={self.specialized}>")
+                f"target={self.target} code={self.code_target} tile={self.tile} specialized={self.specialized}>")
 
     def __call__(self, a, b, c):
         cdef const smm_desc *d = &self.kern.desc
@@ -315,12 +319,10 @@ def registry_stats(per_shape=False):
     out = {"kernels": st.kernels, "specialized": st.specialized, "hits": st.hits, "misses": st.misses}
     if not per_shape:
         return out
-    cdef int64_t n = smm_registry_list(NULL, NULL, 0)
-    cdef cnp.ndarray hits = np.zeros(max(n, 1), dtype=np.int64)
-    cdef list ptrs = []
-    cdef const smm_kernel **kl = <const smm_kernel **>cnp.PyArray_DATA(np.zeros(max(n, 1), dtype=np.uintp))
-    buf = np.zeros(max(n, 1), dtype=np.uintp)
-    kl = <const smm_kernel **>cnp.PyArray_DATA(buf)
+    cdef int64_t n = smm_registry_list(NULL, NULL, 0) + 64  # room for kernels built meanwhile
+    cdef cnp.ndarray hits = np.zeros(n, dtype=np.int64)
+    cdef cnp.ndarray buf = np.zeros(n, dtype=np.uintp)
+    cdef const smm_kernel **kl = <const smm_kernel **>cnp.PyArray_DATA(buf)
     n = min(n, smm_registry_list(kl, <int64_t *>cnp.PyArray_DATA(hits), n))
     shapes = []
     for i in range(n):
@@ -328,7 +330,7 @@ def registry_stats(per_shape=False):
         shapes.append({"m": d.m, "n": d.n, "k": d.k, "lda": d.lda, "ldb": d.ldb, "ldc": d.ldc,
                        "dtype": "f64" if d.dtype == SMM_F64 else "f32", "alpha": d.alpha, "beta": d.beta,
                        "trans_a": bool(d.trans_a), "trans_b": bool(d.trans_b), "target": _cpu.ISA_NAMES[d.isa],
-                       "tile": (kl[i].mv, kl[i].nr), "specialized": bool(kl[i].specialized),
+                       "tile": (kl[i].mv, kl[i].nr), "code_target": _cpu.ISA_NAMES[kl[i].code_isa], "specialized": bool(kl[i].specialized),
                        "hits": int(hits[i])})
     out["per_shape"] = sorted(shapes, key=lambda s: -s["hits"])
     return out
@@ -477,9 +479,11 @@ cdef inline int64_t _offset(const index_t *idx, int64_t stride, int64_t base, in
 cdef void _run_entries(const smm_kernel *kp, char *a, char *b, char *c, int64_t item,
                        const index_t *ia, const index_t *ib, const index_t *ic,
                        int64_t sa, int64_t sb, int64_t sc, int64_t base,
-                       const int64_t *order, int64_t e0, int64_t e1, bint reduce, bint prefetch) noexcept nogil:
+                       const int64_t *order, int64_t e0, int64_t e1, bint reduce, bint prefetch,
+                       char *cfixed) noexcept nogil:
     """Entries [e0, e1) of the (possibly permuted) batch, all on one thread. Consecutive entries that
-    share a C are one batch-reduce call when `reduce` (C read and written once per chunk)."""
+    share a C are one batch-reduce call when `reduce` (C read and written once per chunk).
+    `cfixed`: write every product there instead (a private partial sum of one C's split run)."""
     cdef const void *ap[REDUCE_CHUNK]
     cdef const void *bp[REDUCE_CHUNK]
     cdef int64_t e = e0, f, j, g, nxt
@@ -508,9 +512,9 @@ cdef void _run_entries(const smm_kernel *kp, char *a, char *b, char *c, int64_t 
             pa = a + _offset(ia, sa, base, nxt) * item
             pb = b + _offset(ib, sb, base, nxt) * item
             pc = c + _offset(ic, sc, base, nxt) * item
-            fn(kp, ap, bp, c + oc * item, f - e, pa, pb, pc)
+            fn(kp, ap, bp, cfixed if cfixed != NULL else c + oc * item, f - e, pa, pb, pc)
         else:
-            fn(kp, ap, bp, c + oc * item, f - e, NULL, NULL, NULL)
+            fn(kp, ap, bp, cfixed if cfixed != NULL else c + oc * item, f - e, NULL, NULL, NULL)
         e = f
 
 
@@ -544,18 +548,32 @@ cdef void _run_strided_batch(const smm_kernel *kp, char *a, char *b, char *c, in
             _run_strided(kp, a, b, c, sa, sb, sc, e0, e1, prefetch)
 
 
-cdef void _run_batch(const smm_kernel *kp, char *a, char *b, char *c, int64_t item,
+ctypedef fused real_t:
+    float
+    double
+
+
+cdef void _add_block(real_t *c, const real_t *s, int64_t m, int64_t n, int64_t ldc) noexcept nogil:
+    cdef int64_t i, j
+    for j in range(n):
+        for i in range(m):
+            c[i + j * ldc] += s[i + j * m]
+
+
+cdef void _run_batch(const smm_kernel *kp, const smm_kernel *kp0, char *a, char *b, char *c, int64_t item,
                      const index_t *ia, const index_t *ib, const index_t *ic,
                      int64_t sa, int64_t sb, int64_t sc, int64_t base, int64_t nbatch,
-                     const int64_t *order, const int64_t *runs, int64_t nruns,
+                     const int64_t *order, const int64_t *tasks, int64_t ntasks, char *scratch,
                      bint reduce, bint prefetch, int nthreads) noexcept nogil:
-    """Whole batch. `runs` (nruns+1 boundaries into the ordered entries) keeps every C inside one
-    run, so runs can go to different threads without locks; NULL means all C's are distinct."""
+    """Whole batch. `tasks` (rows of e0, e1, slot) keep every C inside one task, or split a long
+    run of one C (batch-reduce only) into tasks whose partial sums go to scratch slot >= 0 (kernel
+    kp0: beta = 0, tight ldc), added in order afterwards. NULL tasks: one task, or distinct C's."""
     cdef int64_t r, t, chunk, e0, e1
-    if nthreads <= 1:
-        _run_entries(kp, a, b, c, item, ia, ib, ic, sa, sb, sc, base, order, 0, nbatch, reduce, prefetch)
-        return
-    if runs == NULL:
+    cdef int64_t sbytes = <int64_t>kp.desc.m * kp.desc.n * item
+    if tasks == NULL:
+        if nthreads <= 1:
+            _run_entries(kp, a, b, c, item, ia, ib, ic, sa, sb, sc, base, order, 0, nbatch, reduce, prefetch, NULL)
+            return
         # Distinct C's: contiguous blocks of entries per thread (as LIBXSMM's batch), so each
         # thread streams through its part and prefetches its own next entry.
         chunk = (nbatch + nthreads - 1) // nthreads
@@ -563,11 +581,15 @@ cdef void _run_batch(const smm_kernel *kp, char *a, char *b, char *c, int64_t it
             e0 = t * chunk
             e1 = min(e0 + chunk, nbatch)
             if e0 < e1:
-                _run_entries(kp, a, b, c, item, ia, ib, ic, sa, sb, sc, base, order, e0, e1, reduce, prefetch)
-    else:
-        for r in prange(nruns, nogil=True, num_threads=nthreads, schedule="guided"):
-            _run_entries(kp, a, b, c, item, ia, ib, ic, sa, sb, sc, base, order, runs[r], runs[r + 1],
-                         reduce, prefetch)
+                _run_entries(kp, a, b, c, item, ia, ib, ic, sa, sb, sc, base, order, e0, e1, reduce, prefetch, NULL)
+        return
+    for r in prange(ntasks, nogil=True, num_threads=nthreads, schedule="dynamic"):
+        if tasks[3 * r + 2] < 0:
+            _run_entries(kp, a, b, c, item, ia, ib, ic, sa, sb, sc, base, order, tasks[3 * r], tasks[3 * r + 1],
+                         reduce, prefetch, NULL)
+        else:
+            _run_entries(kp0, a, b, c, item, ia, ib, ic, sa, sb, sc, base, order, tasks[3 * r], tasks[3 * r + 1],
+                         reduce, prefetch, scratch + tasks[3 * r + 2] * sbytes)
 
 
 cdef int64_t _find_runs(const index_t *ic, int64_t sc, int64_t base, const int64_t *order, int64_t n,
@@ -831,21 +853,18 @@ def _gemm_batch_index(a, b, c, dt, double alpha, double beta, a_index, b_index, 
         idt = {np.dtype(np.int64)}
     cdef bint wide = (not idt) or idt.pop() == np.dtype(np.int64)
     cdef const smm_kernel *kp = _lookup(mm, nn, kk, lda, ldb, ldc, alpha, beta, _DTYPES[dt], ta, tb, pf, isa)
-    # C repeats: group equal C offsets (stable: per-C order kept) so that a C belongs to one run.
+    # C repeats: group equal C offsets (stable: per-C order kept) so that a C belongs to one task.
     cdef int nt = threads_for_work(nthreads, nb, BATCH_GRAIN)
     cdef bint reduce = beta == 1.0 and alpha != 0.0
-    order = runs = None
-    cdef int64_t nruns = 0
+    order = tasks = scratch = None
+    cdef int64_t nruns = 0, ntasks = 0
     cdef int64_t *order_p = NULL
     cdef int64_t *runs_p = NULL
-    cdef int64_t sc = 0
-    if c_index is None:
-        if nt > 1 and not reduce:
-            nt = 1   # every entry updates the one C, in order
-        elif nt > 1:
-            nt = 1   # one C: a single batch-reduce run
-    elif not distinct_c:
-        if nt > 1:
+    cdef int64_t *tasks_p = NULL
+    cdef char *scratch_p = NULL
+    cdef const smm_kernel *kp0 = kp
+    if nt > 1 and not distinct_c:
+        if c_index is not None:
             if wide:
                 sorted_ = _is_sorted[int64_t](<const int64_t *>cnp.PyArray_DATA(c_index), nb)
             else:
@@ -854,13 +873,21 @@ def _gemm_batch_index(a, b, c, dt, double alpha, double beta, a_index, b_index, 
                 order = np.argsort(c_index, kind="stable").astype(np.int64, copy=False)
                 order_p = <int64_t *>cnp.PyArray_DATA(order)
             _check_c_blocks_disjoint(c_index, mm, nn, ldc)
-            runs = np.empty(nb + 1, dtype=np.int64)
-            runs_p = <int64_t *>cnp.PyArray_DATA(runs)
-            if wide:
-                nruns = _find_runs[int64_t](<const int64_t *>cnp.PyArray_DATA(c_index), 0, base, order_p, nb, runs_p)
-            else:
-                nruns = _find_runs[int32_t](<const int32_t *>cnp.PyArray_DATA(c_index), 0, base, order_p, nb, runs_p)
-            nt = threads_for_work(nt, nruns, 1)
+        runs = np.empty(nb + 1, dtype=np.int64)
+        runs_p = <int64_t *>cnp.PyArray_DATA(runs)
+        if wide or c_index is None:
+            nruns = _find_runs[int64_t](<const int64_t *>(NULL if c_index is None else cnp.PyArray_DATA(c_index)),
+                                        0, base, order_p, nb, runs_p)
+        else:
+            nruns = _find_runs[int32_t](<const int32_t *>cnp.PyArray_DATA(c_index), 0, base, order_p, nb, runs_p)
+        tasks, slots = _plan_tasks(runs[:nruns + 1], nt, reduce)
+        ntasks = tasks.shape[0]
+        tasks_p = <int64_t *>cnp.PyArray_DATA(tasks)
+        if slots:
+            scratch = np.empty(slots * mm * nn, dtype=dt)
+            scratch_p = <char *>cnp.PyArray_DATA(scratch)
+            kp0 = _lookup(mm, nn, kk, lda, ldb, mm, alpha, 0.0, _DTYPES[dt], ta, tb, pf, isa)
+        nt = threads_for_work(nt, ntasks, 1)
     cdef char *pa = <char *>cnp.PyArray_DATA(a)
     cdef char *pb = <char *>cnp.PyArray_DATA(b)
     cdef char *pc = <char *>cnp.PyArray_DATA(c)
@@ -871,9 +898,55 @@ def _gemm_batch_index(a, b, c, dt, double alpha, double beta, a_index, b_index, 
     cdef void *ic = NULL if c_index is None else cnp.PyArray_DATA(c_index)
     with nogil:
         if wide:
-            _run_batch[int64_t](kp, pa, pb, pc, item, <const int64_t *>ia, <const int64_t *>ib,
-                                <const int64_t *>ic, 0, 0, 0, base, nbb, order_p, runs_p, nruns, reduce, pref, nt)
+            _run_batch[int64_t](kp, kp0, pa, pb, pc, item, <const int64_t *>ia, <const int64_t *>ib,
+                                <const int64_t *>ic, 0, 0, 0, base, nbb, order_p, tasks_p, ntasks, scratch_p,
+                                reduce, pref, nt)
         else:
-            _run_batch[int32_t](kp, pa, pb, pc, item, <const int32_t *>ia, <const int32_t *>ib,
-                                <const int32_t *>ic, 0, 0, 0, base, nbb, order_p, runs_p, nruns, reduce, pref, nt)
+            _run_batch[int32_t](kp, kp0, pa, pb, pc, item, <const int32_t *>ia, <const int32_t *>ib,
+                                <const int32_t *>ic, 0, 0, 0, base, nbb, order_p, tasks_p, ntasks, scratch_p,
+                                reduce, pref, nt)
+    if scratch is not None:
+        _add_partial_sums(c, scratch, tasks, runs, order, c_index, base, mm, nn, ldc)
     return c
+
+
+@cython.wraparound(True)
+def _plan_tasks(runs, int nt, bint reduce):
+    """Tasks (e0, e1, slot) over runs of one C. With batch-reduce, a run longer than a fair share is
+    split: its first piece updates C, the others sum into scratch slots 0, 1, ... (added later)."""
+    lengths = np.diff(runs)
+    nb = int(runs[-1])
+    share = max(REDUCE_CHUNK, -(-nb // (4 * nt)))
+    if not reduce or lengths.max() <= share:
+        t = np.empty((lengths.shape[0], 3), dtype=np.int64)
+        t[:, 0] = runs[:-1]; t[:, 1] = runs[1:]; t[:, 2] = -1
+        return t, 0
+    rows, slot = [], 0
+    for r0, r1 in zip(runs[:-1].tolist(), runs[1:].tolist()):
+        if r1 - r0 <= share:
+            rows.append((r0, r1, -1))
+            continue
+        rows.append((r0, r0 + share, -1))
+        for s0 in range(r0 + share, r1, share):
+            rows.append((s0, min(s0 + share, r1), slot))
+            slot += 1
+    return np.array(rows, dtype=np.int64), slot
+
+
+def _add_partial_sums(c, scratch, tasks, runs, order, c_index, int64_t base, int64_t m, int64_t n, int64_t ldc):
+    """C += each scratch partial sum, in task order (deterministic for a given thread count)."""
+    cdef int64_t i, slot, e, off, item = c.itemsize
+    cdef char *pc = <char *>cnp.PyArray_DATA(c)
+    cdef char *ps = <char *>cnp.PyArray_DATA(scratch)
+    for i in range(tasks.shape[0]):
+        slot = tasks[i, 2]
+        if slot < 0:
+            continue
+        e = tasks[i, 0]
+        if order is not None:
+            e = order[e]
+        off = 0 if c_index is None else int(c_index[e]) - base
+        if item == 8:
+            _add_block[double](<double *>(pc + off * item), <const double *>(ps + slot * m * n * item), m, n, ldc)
+        else:
+            _add_block[float](<float *>(pc + off * item), <const float *>(ps + slot * m * n * item), m, n, ldc)

@@ -15,7 +15,7 @@ it; see :mod:`core.tuned`), then built-in defaults. :func:`plan` tells what a ca
 The ISA path is the process's (``core.cpu.target()``) unless ``target=`` names another one the CPU
 runs. See docs/transpose.md.
 """
-from cython.parallel cimport prange
+from cython.parallel cimport parallel, prange
 from libc.stdint cimport int32_t, int64_t, uintptr_t
 cimport numpy as cnp
 
@@ -44,14 +44,7 @@ cdef extern from "transpose.h" nogil:
         int32_t block_m, block_n, block_sq, isa, elemsize, streams
         const char *name
     const smm_trans_kernels *smm_trans_lookup(int isa, int elemsize)
-    void smm_trans_set_pf(int, int)
-    void smm_trans_set_order(int)
-
-def _set_order(int o):
-    smm_trans_set_order(o)
-
-def _set_pf(int a, int b):
-    smm_trans_set_pf(a, b)
+    void smm_trans_fence()
 
 __all__ = ["transpose", "transpose_inplace", "copy", "zero", "plan", "kernels", "tuned_key", "DEFAULT_TILES"]
 
@@ -62,14 +55,15 @@ cdef int64_t _GRAIN = 1 << 15
 # 1-2 MiB on recent Intel) and leaves enough tiles to balance two or more threads.
 cdef int64_t COPY_TILE_BYTES = 1 << 18
 
-# Built-in tile sizes (elements: rows x columns of the input) per element size, kind and size class;
+# Built-in tile sizes (elements: rows x columns of the input) per element size, kind and size class,
 # used when neither arguments, TRANS_M/TRANS_N nor the tuned-parameter file say otherwise. Measured
-# on AMD EPYC Zen 4 (see docs/transpose.md); rounded up to the register block at run time.
+# on AMD EPYC Zen 4 (docs/transpose.md): in cache, 1 KiB of each input column by 2 lines of output
+# row; streaming (large), 512 bytes by 2 lines. Rounded up to the register block at run time.
 DEFAULT_TILES = {
     # (elemsize, kind): {size class: (tile_m, tile_n)}
-    (4, "o"): {"small": (64, 64), "medium": (64, 64), "large": (64, 64)},
-    (8, "o"): {"small": (32, 32), "medium": (32, 32), "large": (32, 32)},
-    (16, "o"): {"small": (16, 16), "medium": (16, 16), "large": (16, 16)},
+    (4, "o"): {"small": (256, 32), "medium": (256, 32), "large": (128, 32)},
+    (8, "o"): {"small": (128, 16), "medium": (128, 16), "large": (64, 16)},
+    (16, "o"): {"small": (64, 8), "medium": (64, 8), "large": (32, 8)},
     (4, "i"): {"small": (64, 64), "medium": (64, 64), "large": (64, 64)},
     (8, "i"): {"small": (32, 32), "medium": (32, 32), "large": (32, 32)},
     (16, "i"): {"small": (16, 16), "medium": (16, 16), "large": (16, 16)},
@@ -89,9 +83,10 @@ def _llc_bytes():
     return size if size and size > 0 else 32 << 20
 
 
-# Non-temporal stores pay off once the output cannot stay in the last-level cache anyway: they skip
-# the read-for-ownership (a third of the traffic) and do not evict the input.
-_STREAM_BYTES = _llc_bytes()
+# Non-temporal stores pay off once input and output together crowd the last-level cache (which other
+# processes share, too): they skip the read-for-ownership (a third of the traffic) and do not evict
+# the input. Measured on Zen 4 (32 MiB L3): from about 8 MiB of output on, streaming is faster.
+_STREAM_BYTES = _llc_bytes() // 4
 
 cdef int _default_isa = cpu.target_id()
 
@@ -128,30 +123,50 @@ cdef void _otrans_run(const smm_trans_kernels *k, const char *inp, char *out, in
     if nthreads <= 1:
         for t in range(ntiles):
             _otrans_tile(k, inp, out, m, n, ldi, ldo, tm, tn, ntm, t, streaming)
+        if streaming:
+            smm_trans_fence()
     else:
-        for t in prange(ntiles, num_threads=nthreads, schedule="static"):
-            _otrans_tile(k, inp, out, m, n, ldi, ldo, tm, tn, ntm, t, streaming)
+        with parallel(num_threads=nthreads):
+            for t in prange(ntiles, schedule="static"):
+                _otrans_tile(k, inp, out, m, n, ldi, ldo, tm, tn, ntm, t, streaming)
+            if streaming:
+                smm_trans_fence()  # each thread, once: its streaming stores are done before the join
+
+
+cdef inline int64_t _to_line(const void *p, int64_t es) noexcept nogil:
+    """Elements from p to the next 64-byte boundary (0 when p is not even element-aligned)."""
+    if (<uintptr_t>p) % es:
+        return 0
+    return <int64_t>(((64 - ((<uintptr_t>p) & 63)) & 63) // es)
 
 
 cdef int otrans_c(const void *inp, void *out, int elemsize, int isa, int64_t m, int64_t n, int64_t ldi,
                   int64_t ldo, int64_t tile_m, int64_t tile_n, int nthreads, int streaming) noexcept nogil:
     cdef const smm_trans_kernels *k = smm_trans_lookup(isa if isa >= 0 else _default_isa, elemsize)
-    cdef int64_t es, tm, tn, peel = 0
+    cdef int64_t es, tm, tn, pi = 0, pj = 0
+    cdef const char *src = <const char *>inp
+    cdef char *dst = <char *>out
     if k == NULL:
         return -1
     if m <= 0 or n <= 0:
         return 0
     es = k.elemsize
     tm = _round_up(tile_m if tile_m > 0 else 512 // es, k.block_m)
-    tn = _round_up(tile_n if tile_n > 0 else 512 // es, k.block_n)
-    if streaming and k.streams and (ldo * es) % 64 == 0 and (<uintptr_t>out) % es == 0:
-        # The first `peel` input columns land before the output rows' first 64-byte boundary: do them
-        # apart, so every tile of the rest has line-aligned output rows (streaming stores need that).
-        peel = _min(<int64_t>(((64 - ((<uintptr_t>out) & 63)) & 63) // es), n)
-    if peel > 0:
-        _otrans_run(k, <const char *>inp, <char *>out, m, peel, ldi, ldo, tm, tn, nthreads, 0)
-    _otrans_run(k, <const char *>inp + peel * ldi * es, <char *>out + peel * es, m, n - peel, ldi, ldo,
-                tm, tn, nthreads, streaming)
+    tn = _round_up(tile_n if tile_n > 0 else 128 // es, k.block_n)
+    # numpy aligns arrays to 16 bytes only. When a leading dimension is a whole number of 64-byte
+    # lines, the first pi rows (and pj columns) go apart, so that every register block of the rest
+    # loads whole input lines and stores whole output lines (which streaming stores require).
+    if (ldi * es) % 64 == 0:
+        pi = _min(_to_line(inp, es), m)
+    if (ldo * es) % 64 == 0:
+        pj = _min(_to_line(out, es), n)
+    if pi > 0:
+        _otrans_run(k, src, dst, pi, n, ldi, ldo, tm, tn, nthreads, 0)
+    if pj > 0 and m > pi:
+        _otrans_run(k, src + pi * es, dst + pi * ldo * es, m - pi, pj, ldi, ldo, tm, tn, nthreads, 0)
+    if m > pi and n > pj:
+        _otrans_run(k, src + (pj * ldi + pi) * es, dst + (pi * ldo + pj) * es, m - pi, n - pj, ldi, ldo,
+                    tm, tn, nthreads, streaming)
     return 0
 
 
@@ -209,9 +224,14 @@ cdef int _bytes_tiles(const smm_trans_kernels *k, const char *inp, char *out, in
     if nthreads <= 1:
         for t in range(ntiles):
             _bytes_tile(k, inp, out, rowbytes, n, ldib, ldob, rc, cc, nr, t, streaming)
+        if streaming:
+            smm_trans_fence()
     else:
-        for t in prange(ntiles, num_threads=nthreads, schedule="static"):
-            _bytes_tile(k, inp, out, rowbytes, n, ldib, ldob, rc, cc, nr, t, streaming)
+        with parallel(num_threads=nthreads):
+            for t in prange(ntiles, schedule="static"):
+                _bytes_tile(k, inp, out, rowbytes, n, ldib, ldob, rc, cc, nr, t, streaming)
+            if streaming:
+                smm_trans_fence()
     return 0
 
 

@@ -34,7 +34,9 @@ typedef struct smm_kernel {
   smm_desc desc;
   int8_t mv, nr;            /* register tile: mv SIMD vectors of rows x nr columns */
   int8_t specialized;       /* 1: fully unrolled for this (m, n, k) (SMM_MNK list) */
-  int8_t pad_[5];
+  int8_t code_isa;          /* ISA of the code that runs: an AVX-512 path runs AVX2 tiles where narrower
+                               vectors waste fewer lanes (e.g. m = 4 in f64) */
+  int8_t pad_[4];
   int64_t ncalls_hint;      /* not used by the kernel; statistics slot for callers */
 } smm_kernel;
 

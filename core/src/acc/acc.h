@@ -8,11 +8,13 @@
  * stream (sticky until the host collects them) and on events recorded after them.
  *
  * The stack executor (acc_stack_*) is shared by the device and by synchronous host execution
- * (acc_stack_run_host, an OpenMP team): entries [lo, hi) of a stack are processed run by run
- * (a run = consecutive entries with the same C block) by a "run function" that accumulates
- * target += alpha * sum_e op(A_e) op(B_e) for one target block. A run that no other chunk of the
- * stack can touch goes straight into C (under the C block's lock, for other concurrent stacks);
- * any other run goes into a zeroed private block that is then added into C under that lock.
+ * (acc_stack_run_host, an OpenMP team): a stack is cut into chunks of entries; a chunk checks its
+ * entries' bounds, then processes them run by run (a run = consecutive entries with the same C
+ * block) with a "run function" that accumulates target += alpha * sum_e op(A_e) op(B_e) into one
+ * block. Every write to a C block holds that block's (hashed) lock, so any stack is race-free,
+ * sorted or not, also against stacks of other streams. A run that continues into a neighbouring
+ * chunk is summed in a zeroed private block first (the chunks then work at once and only the
+ * addition is serialised: the sample's scheme); any other run is computed straight into C.
  */
 #ifndef SMM_ACC_H
 #define SMM_ACC_H
@@ -58,14 +60,16 @@ typedef struct acc_scratch {
 /* Entries gathered per run-function call: long runs are cut into pieces of this many. */
 #define ACC_PIECE 256
 
-/* Checks every entry's blocks lie inside their buffers; *sorted = C offsets non-decreasing.
- * 0, or -1 with a message naming the first bad entry. */
-int acc_stack_check(const acc_kernel *k, const acc_stack *st, int *sorted, char *msg);
-/* Entries [lo, hi). 0, or a negative code with msg. */
-int acc_stack_run_range(const acc_kernel *k, const acc_stack *st, int sorted, int64_t lo, int64_t hi,
+/* Checks that the blocks of entries [lo, hi) lie inside their buffers: 0, or -1 with a message
+ * naming the first bad entry. */
+int acc_stack_check(const acc_kernel *k, const acc_stack *st, int64_t lo, int64_t hi, char *msg);
+/* Checks, then processes entries [lo, hi): 0, or a negative code with msg (nothing of the range
+ * is written when its check fails). */
+int acc_stack_run_range(const acc_kernel *k, const acc_stack *st, int64_t lo, int64_t hi,
                         acc_scratch *scratch, char *msg);
 void acc_scratch_free(acc_scratch *s);
-/* Check, then run the whole stack on an OpenMP team of nthreads, chunks of `grain` entries. */
+/* The whole stack on an OpenMP team of nthreads, chunks of `grain` entries (0: default). A bad
+ * entry fails its chunk; other chunks may have been applied (the caller reports the error). */
 int acc_stack_run_host(const acc_kernel *k, const acc_stack *st, int nthreads, int64_t grain, char *msg);
 /* Chunk length used when the caller gives none (several chunks per worker, not too small). */
 int64_t acc_default_grain(int64_t count, int nworkers);

@@ -32,7 +32,7 @@ typedef struct acc_op {
   char msg[ACC_MSG_LEN];
   union {
     struct { char *dst; const char *src; int value; int64_t nbytes; } mem;
-    struct { acc_kernel kern; acc_stack st; int64_t grain; int sorted; } stack;
+    struct { acc_kernel kern; acc_stack st; int64_t grain; } stack;
     struct { acc_host_fn fn; void *ctx; } host;
     struct { acc_event *ev; uint64_t value; } event;
   } u;
@@ -184,13 +184,6 @@ static void op_prepare(acc_device *dev, acc_op *op)
     op->nchunks = (op->u.mem.nbytes + COPY_CHUNK - 1) / COPY_CHUNK;
     break;
   case OP_STACK: {
-    int sorted = 1;
-    if (acc_stack_check(&op->u.stack.kern, &op->u.stack.st, &sorted, op->msg)) {
-      op->failed = 1;
-      op->nchunks = 0;
-      break;
-    }
-    op->u.stack.sorted = sorted;
     if (op->u.stack.grain <= 0) op->u.stack.grain = acc_default_grain(op->u.stack.st.count, dev->nworkers);
     op->nchunks = (op->u.stack.st.count + op->u.stack.grain - 1) / op->u.stack.grain;
     break;
@@ -220,7 +213,7 @@ static int op_run_chunk(acc_op *op, int64_t chunk, acc_scratch *scratch, int64_t
   case OP_STACK: {
     const int64_t g = op->u.stack.grain, lo = chunk * g;
     const int64_t hi = lo + g < op->u.stack.st.count ? lo + g : op->u.stack.st.count;
-    return acc_stack_run_range(&op->u.stack.kern, &op->u.stack.st, op->u.stack.sorted, lo, hi, scratch, msg);
+    return acc_stack_run_range(&op->u.stack.kern, &op->u.stack.st, lo, hi, scratch, msg);
   }
   case OP_HOST:
     return op->u.host.fn(op->u.host.ctx, err_id, msg);

@@ -48,54 +48,32 @@ static void block_dims(const acc_kernel *k, int which, int64_t *rows, int64_t *c
 #define MINMAX_LOOP(T)                                                        \
   do {                                                                        \
     const T *p = (const T *)st->idx[which];                                   \
-    T vlo = p[0], vhi = p[0];                                                 \
-    if (stride == 1) {                                                        \
-      for (int64_t e = 1; e < n; ++e) {                                       \
-        const T v = p[e]; vlo = v < vlo ? v : vlo; vhi = v > vhi ? v : vhi;   \
-      }                                                                       \
-    } else {                                                                  \
-      for (int64_t e = 1; e < n; ++e) {                                       \
-        const T v = p[e * stride]; vlo = v < vlo ? v : vlo; vhi = v > vhi ? v : vhi; \
-      }                                                                       \
+    T vlo = p[lo * stride], vhi = vlo;                                        \
+    for (int64_t e = lo + 1; e < hi; ++e) {                                   \
+      const T v = p[e * stride]; vlo = v < vlo ? v : vlo; vhi = v > vhi ? v : vhi; \
     }                                                                         \
-    *lo = vlo; *hi = vhi;                                                     \
+    *vmin = vlo; *vmax = vhi;                                                 \
   } while (0)
 
-static void index_minmax(const acc_stack *st, int which, int64_t *lo, int64_t *hi)
+static void index_minmax(const acc_stack *st, int which, int64_t lo, int64_t hi, int64_t *vmin, int64_t *vmax)
 {
-  const int64_t n = st->count, stride = st->stride[which];
+  const int64_t stride = st->stride[which];
   if (st->idx64) MINMAX_LOOP(int64_t);
   else MINMAX_LOOP(int32_t);
 }
 
-#define SORTED_LOOP(T)                                                        \
-  do {                                                                        \
-    const T *p = (const T *)st->idx[2];                                       \
-    for (int64_t e = 1; e < n; ++e) bad |= p[e * stride] < p[(e - 1) * stride]; \
-  } while (0)
-
-static int c_sorted(const acc_stack *st)
-{
-  const int64_t n = st->count, stride = st->stride[2];
-  int bad = 0;   /* no early exit: the loop vectorises, and sorted stacks are the common case */
-  if (st->idx64) SORTED_LOOP(int64_t);
-  else SORTED_LOOP(int32_t);
-  return !bad;
-}
-
-int acc_stack_check(const acc_kernel *k, const acc_stack *st, int *sorted, char *msg)
+int acc_stack_check(const acc_kernel *k, const acc_stack *st, int64_t lo, int64_t hi, char *msg)
 {
   static const char *const names[3] = {"A", "B", "C"};
   const int64_t sizes[3] = {st->a_size, st->b_size, st->c_size};
-  *sorted = 1;
-  if (st->count <= 0) return 0;
+  if (hi <= lo) return 0;
   for (int w = 0; w < 3; ++w) {
-    int64_t rows, cols, ld, lo, hi;
+    int64_t rows, cols, ld, vmin, vmax;
     block_dims(k, w, &rows, &cols, &ld);
     const int64_t foot = footprint(rows, cols, ld);
-    index_minmax(st, w, &lo, &hi);
-    if (lo - st->base >= 0 && hi - st->base + foot <= sizes[w]) continue;
-    for (int64_t e = 0; e < st->count; ++e) {   /* slow path: name the first bad entry */
+    index_minmax(st, w, lo, hi, &vmin, &vmax);
+    if (vmin - st->base >= 0 && vmax - st->base + foot <= sizes[w]) continue;
+    for (int64_t e = lo; e < hi; ++e) {   /* slow path: name the first bad entry */
       const int64_t off = idx_at(st, w, e) - st->base;
       if (off < 0 || off + foot > sizes[w]) {
         snprintf(msg, ACC_MSG_LEN,
@@ -106,7 +84,6 @@ int acc_stack_check(const acc_kernel *k, const acc_stack *st, int *sorted, char 
       }
     }
   }
-  *sorted = c_sorted(st);
   return 0;
 }
 
@@ -155,48 +132,67 @@ static void add_block(const acc_kernel *k, char *c, const char *t)
   }
 }
 
-int acc_stack_run_range(const acc_kernel *k, const acc_stack *st, int sorted, int64_t lo, int64_t hi,
-                        acc_scratch *scratch, char *msg)
+/* Index loads with the index type as a compile-time constant (see the two instances below):
+ * a per-load branch on the type costs as much as the rest of the bookkeeping at m = 5. */
+static inline __attribute__((always_inline)) int64_t idx_load(const void *base, int64_t stride, int64_t e,
+                                                               const int wide)
+{
+  return wide ? ((const int64_t *)base)[e * stride] : (int64_t)((const int32_t *)base)[e * stride];
+}
+
+static inline __attribute__((always_inline)) int run_range(const acc_kernel *k, const acc_stack *st,
+                                                           int64_t lo, int64_t hi, acc_scratch *scratch,
+                                                           char *msg, const int wide)
 {
   pthread_once(&c_locks_once, c_locks_init);
-  const int64_t es = k->elsize, base = st->base;
+  const int64_t es = k->elsize, base = st->base, count = st->count;
   const int64_t cfoot_bytes = footprint(k->m, k->n, k->ldc) * es;
+  const void *const ia = st->idx[0], *const ib = st->idx[1], *const ic = st->idx[2];
+  const int64_t sa = st->stride[0], sb = st->stride[1], sc = st->stride[2];
+  const char *const a = st->a, *const b = st->b;
+  char *const cbase = st->c;
   if (hi <= lo) return 0;
+  /* Each chunk checks its own entries before it writes anything (in parallel, and the indices
+   * are then in L1 for the pass that uses them). */
+  if (acc_stack_check(k, st, lo, hi, msg)) return -1;
   if (scratch_reserve(scratch, cfoot_bytes, msg)) return -1;
   const void **ap = scratch->a_ptrs, **bp = scratch->b_ptrs;
   char *const temp = (char *)scratch->temp;
   int64_t e = lo;
   while (e < hi) {
-    const int64_t c_off = idx_at(st, 2, e) - base;
+    const int64_t c_idx = idx_load(ic, sc, e, wide) - base;
     int64_t r = e + 1;
-    while (r < hi && idx_at(st, 2, r) - base == c_off) ++r;
-    char *const c = st->c + c_off * es;
-    /* Owned: in a C-sorted stack no entry outside [e, r) can name this C block. */
-    const int owned = sorted && (e == 0 || idx_at(st, 2, e - 1) - base != c_off)
-                      && (r == st->count || idx_at(st, 2, r) - base != c_off);
-    char *const target = owned ? c : temp;
+    while (r < hi && idx_load(ic, sc, r, wide) - base == c_idx) ++r;
+    char *const c = cbase + c_idx * es;
+    /* A run that continues into a neighbouring chunk is summed privately and added under the
+     * block's lock, so both chunks work at once (the sample's scheme). Any other run is computed
+     * straight into C while holding the lock: race-free even if the block comes back elsewhere
+     * (unsorted stacks, other streams), and uncontended when it does not (DBCSR's sorted stacks). */
+    const int direct = (e == 0 || idx_load(ic, sc, e - 1, wide) - base != c_idx)
+                       && (r == count || idx_load(ic, sc, r, wide) - base != c_idx);
+    char *const target = direct ? c : temp;
     pthread_mutex_t *const lock = c_lock_for(c);
-    if (owned) pthread_mutex_lock(lock);   /* other stacks (streams) may share the block */
+    if (direct) pthread_mutex_lock(lock);
     else memset(temp, 0, (size_t)cfoot_bytes);
     for (int64_t p = e; p < r; p += ACC_PIECE) {
       const int64_t q = p + ACC_PIECE < r ? p + ACC_PIECE : r;
       for (int64_t i = p; i < q; ++i) {
-        ap[i - p] = st->a + (idx_at(st, 0, i) - base) * es;
-        bp[i - p] = st->b + (idx_at(st, 1, i) - base) * es;
+        ap[i - p] = a + (idx_load(ia, sa, i, wide) - base) * es;
+        bp[i - p] = b + (idx_load(ib, sb, i, wide) - base) * es;
       }
       const void *pa = NULL, *pb = NULL, *pc = NULL;
       if (q < hi) {
-        pa = st->a + (idx_at(st, 0, q) - base) * es;
-        pb = st->b + (idx_at(st, 1, q) - base) * es;
-        pc = q < r ? (const void *)target : (const void *)(st->c + (idx_at(st, 2, q) - base) * es);
+        pa = a + (idx_load(ia, sa, q, wide) - base) * es;
+        pb = b + (idx_load(ib, sb, q, wide) - base) * es;
+        pc = q < r ? (const void *)target : (const void *)(cbase + (idx_load(ic, sc, q, wide) - base) * es);
       }
       const int rc = k->run(k->ctx, ap, bp, target, q - p, pa, pb, pc, msg);
       if (rc) {
-        if (owned) pthread_mutex_unlock(lock);
+        if (direct) pthread_mutex_unlock(lock);
         return rc < 0 ? rc : -rc;
       }
     }
-    if (!owned) {
+    if (!direct) {
       pthread_mutex_lock(lock);
       add_block(k, c, temp);
     }
@@ -204,6 +200,12 @@ int acc_stack_run_range(const acc_kernel *k, const acc_stack *st, int sorted, in
     e = r;
   }
   return 0;
+}
+
+int acc_stack_run_range(const acc_kernel *k, const acc_stack *st, int64_t lo, int64_t hi,
+                        acc_scratch *scratch, char *msg)
+{
+  return st->idx64 ? run_range(k, st, lo, hi, scratch, msg, 1) : run_range(k, st, lo, hi, scratch, msg, 0);
 }
 
 int64_t acc_default_grain(int64_t count, int nworkers)
@@ -215,8 +217,6 @@ int64_t acc_default_grain(int64_t count, int nworkers)
 
 int acc_stack_run_host(const acc_kernel *k, const acc_stack *st, int nthreads, int64_t grain, char *msg)
 {
-  int sorted = 1;
-  if (acc_stack_check(k, st, &sorted, msg)) return -1;
   if (st->count <= 0) return 0;
   if (grain <= 0) grain = acc_default_grain(st->count, nthreads);
   const int64_t nchunks = (st->count + grain - 1) / grain;
@@ -225,7 +225,7 @@ int acc_stack_run_host(const acc_kernel *k, const acc_stack *st, int nthreads, i
   int failed = 0;
   if (nthreads == 1) {
     acc_scratch scr = {0};
-    failed = acc_stack_run_range(k, st, sorted, 0, st->count, &scr, msg) != 0;
+    failed = acc_stack_run_range(k, st, 0, st->count, &scr, msg) != 0;
     acc_scratch_free(&scr);
     return failed ? -1 : 0;
   }
@@ -237,7 +237,7 @@ int acc_stack_run_host(const acc_kernel *k, const acc_stack *st, int nthreads, i
     for (int64_t ch = 0; ch < nchunks; ++ch) {
       if (__atomic_load_n(&failed, __ATOMIC_RELAXED)) continue;
       const int64_t lo = ch * grain, hi = lo + grain < st->count ? lo + grain : st->count;
-      if (acc_stack_run_range(k, st, sorted, lo, hi, &scr, local_msg)) {
+      if (acc_stack_run_range(k, st, lo, hi, &scr, local_msg)) {
 #pragma omp critical(acc_host_error)
         {
           if (!failed) memcpy(msg, local_msg, ACC_MSG_LEN);

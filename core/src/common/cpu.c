@@ -32,6 +32,20 @@ int smm_cpu_best_isa(void)
   return SMM_ISA_GENERIC;
 }
 
+int smm_cpu_zmm_weight(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+  unsigned int a, b, c, d;
+  if (!__get_cpuid(0, &a, &b, &c, &d)) return 1;
+  const int amd = (b == 0x68747541u && d == 0x69746e65u && c == 0x444d4163u); /* "AuthenticAMD" */
+  if (!amd || !__get_cpuid(1, &a, &b, &c, &d)) return 1;
+  const unsigned int family = ((a >> 8) & 0xfu) + (((a >> 8) & 0xfu) == 0xfu ? ((a >> 20) & 0xffu) : 0u);
+  return family == 0x19u ? 2 : 1; /* Zen 4 double-pumps zmm; Zen 5 (0x1a) has full-width units */
+#else
+  return 1;
+#endif
+}
+
 int smm_cpu_brand(char *out, int len)
 {
   if (len <= 0) return 0;

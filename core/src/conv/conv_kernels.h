@@ -28,6 +28,10 @@ int conv_brgemm16_nmax(int isa);
  * CPU can run. NULL for an n out of range. */
 conv_brgemm16_fn conv_brgemm16_get(int isa, int n, int64_t bj);
 
+/* Adds the per-channel sum and sum of squares of an n-column tile to stats[0..15], [16..31]. */
+typedef void (*conv_stats_fn)(const float *c, int n, double *stats);
+conv_stats_fn conv_tile_stats_get(int isa);
+
 /* Per-ISA tables (defined in the brgemm16_f32_<isa>_16xn.c files). */
 #define CONV_NMAX_GENERIC 16
 #define CONV_NMAX_AVX2 6

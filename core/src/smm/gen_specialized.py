@@ -15,9 +15,10 @@ TILES = {"avx2": [(3, 4), (2, 6), (1, 8)], "avx512": [(4, 6), (3, 8), (2, 12), (
 VEC_BYTES = {"avx2": 32, "avx512": 64}
 DTYPES = {"f64": (0, 8), "f32": (1, 4)}
 ISA_IDS = {"avx2": 1, "avx512": 2}
-# Fully unrolled (k loop and all) up to this size; larger listed shapes keep constant m, n, k
-# but loop over k: their code would not fit the instruction cache, and gains nothing there.
-MAX_FULL_K, MAX_FULL_MN = 32, 1024
+# Fully unrolled (k loop and all) up to this size; larger listed shapes keep constant m, n, k, ld
+# but loop over k: fully unrolled, their code outgrows the op cache and runs slower (measured:
+# 32x32x32 fell from 34 to 20 GFLOP/s on Zen 4).
+MAX_FULL_K, MAX_FULL_MN = 16, 256
 
 
 def parse_mnk(text):

@@ -65,18 +65,36 @@ static double shape_cost(int64_t m, int64_t n, int64_t k, int L, int MV, int NR)
   return (double)nfull * per_cols + rem_cols;
 }
 
-void smm_select_tile(int isa, int dtype, int64_t m, int64_t n, int64_t k, int *mv, int *nr)
+static double select_in(int isa, int dtype, int64_t m, int64_t n, int64_t k, int *mv, int *nr)
 {
-  *mv = 0; *nr = 0;
-  if (isa <= SMM_ISA_GENERIC || isa >= SMM_ISA_COUNT || (dtype != SMM_F64 && dtype != SMM_F32)) return;
   const int L = lanes_of(isa, dtype);
   double best = -1.0;
+  *mv = 0; *nr = 0;
   for (int t = 0; t < MAX_TILES; ++t) {
     const tile_entry *te = &TILES[isa][dtype][t];
     if (!te->mv) break;
     double cst = shape_cost(m, n, k, L, te->mv, te->nr);
     if (best < 0.0 || cst < best) { best = cst; *mv = te->mv; *nr = te->nr; }
   }
+  return best;
+}
+
+void smm_select_tile(int isa, int dtype, int64_t m, int64_t n, int64_t k, int *mv, int *nr)
+{
+  *mv = 0; *nr = 0;
+  if (isa <= SMM_ISA_GENERIC || isa >= SMM_ISA_COUNT || (dtype != SMM_F64 && dtype != SMM_F32)) return;
+  select_in(isa, dtype, m, n, k, mv, nr);
+}
+
+/* Which ISA's tiles run a shape on a path: AVX-512 borrows AVX2 tiles (as BLIS configurations
+ * borrow kernels) when their cost, counted in 256-bit operations, is lower. */
+static int code_isa_for(int isa, int dtype, int64_t m, int64_t n, int64_t k)
+{
+  if (isa != SMM_ISA_AVX512) return isa;
+  int mv, nr;
+  const double c512 = select_in(SMM_ISA_AVX512, dtype, m, n, k, &mv, &nr) * smm_cpu_zmm_weight();
+  const double c256 = select_in(SMM_ISA_AVX2, dtype, m, n, k, &mv, &nr);
+  return c256 < c512 ? SMM_ISA_AVX2 : SMM_ISA_AVX512;
 }
 
 int smm_desc_check(const smm_desc *d)
@@ -96,25 +114,27 @@ static void build(const smm_desc *d, smm_kernel *kern)
   memset(kern, 0, sizeof(*kern));
   kern->desc = *d;
   kern->fn = d->dtype == SMM_F64 ? smm_generic_f64 : smm_generic_f32;
+  kern->code_isa = SMM_ISA_GENERIC;
   if (d->isa == SMM_ISA_GENERIC) return;
   /* A transposed A is packed on the stack by the tiled kernels; too big a panel runs portable code. */
   if (d->trans_a && (int64_t)d->m * d->k > 8192) return;
+  const int isa = code_isa_for(d->isa, d->dtype, d->m, d->n, d->k);
   /* Specialised kernels bake in tight leading dimensions (a transposed A is packed tight). */
   if (!d->trans_b && d->ldb == d->k && d->ldc == d->m && d->lda == (d->trans_a ? d->k : d->m)) {
     for (int i = 0; i < smm_spec_count; ++i) {
       const smm_spec_entry *s = &smm_spec_table[i];
-      if (s->isa == d->isa && s->dtype == d->dtype && s->m == d->m && s->n == d->n && s->k == d->k) {
-        kern->fn = s->fn; kern->mv = s->mv; kern->nr = s->nr; kern->specialized = 1;
+      if (s->isa == isa && s->dtype == d->dtype && s->m == d->m && s->n == d->n && s->k == d->k) {
+        kern->fn = s->fn; kern->mv = s->mv; kern->nr = s->nr; kern->specialized = 1; kern->code_isa = (int8_t)isa;
         return;
       }
     }
   }
   int mv, nr;
-  smm_select_tile(d->isa, d->dtype, d->m, d->n, d->k, &mv, &nr);
+  smm_select_tile(isa, d->dtype, d->m, d->n, d->k, &mv, &nr);
   for (int t = 0; t < MAX_TILES; ++t) {
-    const tile_entry *te = &TILES[d->isa][d->dtype][t];
+    const tile_entry *te = &TILES[isa][d->dtype][t];
     if (te->mv == mv && te->nr == nr) {
-      kern->fn = te->fn[d->trans_b ? 1 : 0]; kern->mv = (int8_t)mv; kern->nr = (int8_t)nr;
+      kern->fn = te->fn[d->trans_b ? 1 : 0]; kern->mv = (int8_t)mv; kern->nr = (int8_t)nr; kern->code_isa = (int8_t)isa;
       return;
     }
   }

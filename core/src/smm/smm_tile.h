@@ -70,22 +70,34 @@ SMM_ALWAYS TGT void PFX(tile)(const int MV, const int NR, const int FULLK, const
 #undef SMM_TILE_STEP
   }
 
-  const V va = VSET1(alpha), vb = VSET1(beta);
+  if (pc)
 #pragma GCC unroll 32
-  for (int q = 0; q < NR; ++q) {
-    T *cq = c + i0 + (j0 + q) * ldc;
-    if (pc) PREFETCH_L1(pc + i0 + (j0 + q) * ldc);
+    for (int q = 0; q < NR; ++q) PREFETCH_L1(pc + i0 + (j0 + q) * ldc);
+  /* C := alpha*acc (+ beta*C). Multiplying by alpha == 1 and fusing beta == 1 round exactly as the
+   * special cases would, so only beta == 0 (C must not be read) needs its own loop. */
+  const V va = VSET1(alpha);
+  if (beta == (T)0) {
+#pragma GCC unroll 32
+    for (int q = 0; q < NR; ++q) {
+      T *cq = c + i0 + (j0 + q) * ldc;
 #pragma GCC unroll 8
-    for (int r = 0; r < MV; ++r) {
-      V x = acc[r][q];
-      if (alpha != (T)1) x = VMUL(x, va);
-      const int partial = (MASKED && r == MV - 1);
-      if (beta != (T)0) {
-        const V cv = partial ? VLOADM(cq + r * L, mask) : VLOAD(cq + r * L);
-        x = (beta == (T)1) ? VADD(x, cv) : VFMA(cv, vb, x);
+      for (int r = 0; r < MV; ++r) {
+        const V x = VMUL(acc[r][q], va);
+        if (MASKED && r == MV - 1) VSTOREM(cq + r * L, mask, x);
+        else VSTORE(cq + r * L, x);
       }
-      if (partial) VSTOREM(cq + r * L, mask, x);
-      else VSTORE(cq + r * L, x);
+    }
+  } else {
+    const V vb = VSET1(beta);
+#pragma GCC unroll 32
+    for (int q = 0; q < NR; ++q) {
+      T *cq = c + i0 + (j0 + q) * ldc;
+#pragma GCC unroll 8
+      for (int r = 0; r < MV; ++r) {
+        const V x = VMUL(acc[r][q], va);
+        if (MASKED && r == MV - 1) VSTOREM(cq + r * L, mask, VFMA(VLOADM(cq + r * L, mask), vb, x));
+        else VSTORE(cq + r * L, VFMA(VLOAD(cq + r * L), vb, x));
+      }
     }
   }
 }
@@ -103,7 +115,17 @@ SMM_ALWAYS TGT void PFX(colblock)(const int MV, const int NR, const int FULLK, c
   if (mrem) {
     const int rv = (int)((mrem + L - 1) / L), lanes = (int)(mrem - (int64_t)(rv - 1) * L);
     switch (rv) { /* rv <= MV; one instantiation per vector count */
-#define SMM_ROWS(RV) case RV: if (RV <= MV) PFX(tile)(RV <= MV ? RV : 1, NR, FULLK, TB, 1, lanes, k, a, b, count, lda, ldb, c, ldc, alpha, beta, mfull, j0, pa, pb, pc); break;
+#define SMM_ROWS(RV)                                                                                   \
+  case RV:                                                                                             \
+    if (RV <= MV) {                                                                                    \
+      if (lanes < L) /* masked loads/stores only where the last vector is partial */                  \
+        PFX(tile)(RV <= MV ? RV : 1, NR, FULLK, TB, 1, lanes, k, a, b, count, lda, ldb, c, ldc, alpha,   \
+                  beta, mfull, j0, pa, pb, pc);                                                        \
+      else                                                                                             \
+        PFX(tile)(RV <= MV ? RV : 1, NR, FULLK, TB, 0, L, k, a, b, count, lda, ldb, c, ldc, alpha, beta, \
+                  mfull, j0, pa, pb, pc);                                                              \
+    }                                                                                                  \
+    break;
       SMM_ROWS(1) SMM_ROWS(2) SMM_ROWS(3) SMM_ROWS(4)
 #undef SMM_ROWS
       default: break;

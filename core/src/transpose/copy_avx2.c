@@ -43,7 +43,6 @@ ATTR void smm_copy_avx2(const void *in, void *out, int64_t rowbytes, int64_t n, 
     }
     memcpy(d + b, s + b, (size_t)(rowbytes - b));
   }
-  _mm_sfence();
 }
 
 ATTR void smm_zero_avx2(void *out, int64_t rowbytes, int64_t n, int64_t ld, int streaming)
@@ -63,7 +62,6 @@ ATTR void smm_zero_avx2(void *out, int64_t rowbytes, int64_t n, int64_t ld, int 
     }
     memset(d + b, 0, (size_t)(rowbytes - b));
   }
-  _mm_sfence();
 }
 
 #endif

@@ -37,7 +37,6 @@ ATTR void smm_copy_avx512(const void *in, void *out, int64_t rowbytes, int64_t n
     for (; b + 64 <= rowbytes; b += 64) _mm512_stream_si512((void *)(d + b), _mm512_loadu_si512(s + b));
     memcpy(d + b, s + b, (size_t)(rowbytes - b));
   }
-  _mm_sfence();
 }
 
 ATTR void smm_zero_avx512(void *out, int64_t rowbytes, int64_t n, int64_t ld, int streaming)
@@ -54,7 +53,6 @@ ATTR void smm_zero_avx512(void *out, int64_t rowbytes, int64_t n, int64_t ld, in
     for (; b + 64 <= rowbytes; b += 64) _mm512_stream_si512((void *)(d + b), z);
     memset(d + b, 0, (size_t)(rowbytes - b));
   }
-  _mm_sfence();
 }
 
 #endif

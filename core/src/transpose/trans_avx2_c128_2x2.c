@@ -12,8 +12,8 @@
 #define TR_BN 4
 #define TR_SQ 2
 #define TR_STREAMS 1
+#define TR_PARTIAL 0
 #define TR_NAME(op) smm_##op##_avx2_c128_2x2
-#define TR_SFENCE() _mm_sfence()
 
 /* r[i] = [column 0, row i | column 1, row i] */
 static inline TR_ATTR void t2_load(const smm_elem16 *in, int64_t ldi, __m256d r[2])

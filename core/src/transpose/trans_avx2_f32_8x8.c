@@ -11,8 +11,8 @@
 #define TR_BN 16
 #define TR_SQ 8
 #define TR_STREAMS 1
+#define TR_PARTIAL 0
 #define TR_NAME(op) smm_##op##_avx2_f32_8x8
-#define TR_SFENCE() _mm_sfence()
 
 /* Bits of (register; element) after the loads: (r2 c1 c0; c2 r1 r0) (the 128-bit loads do the
  * lane-crossing stage). unpack_ps over c0 pairs -> (r2 c1 r1; c2 r0 c0); unpack_pd over c1 pairs ->

@@ -12,8 +12,8 @@
 #define TR_BN 8
 #define TR_SQ 4
 #define TR_STREAMS 1
+#define TR_PARTIAL 0
 #define TR_NAME(op) smm_##op##_avx2_f64_4x4
-#define TR_SFENCE() _mm_sfence()
 
 /* t[q], q = 2h + k (k < 2): [column k, rows 2h, 2h+1 | column k+2, rows 2h, 2h+1] (the 128-bit
  * loads do the lane-crossing stage); one unpack over column pairs leaves row i in r[i]. */

@@ -11,8 +11,8 @@
 #define TR_BN 16
 #define TR_SQ 16
 #define TR_STREAMS 1
+#define TR_PARTIAL 1
 #define TR_NAME(op) smm_##op##_avx512_f32_16x16
-#define TR_SFENCE() _mm_sfence()
 
 /* r[q], q = 8h + k (k < 8): [column k, rows 8h..8h+7 | column k+8, rows 8h..8h+7]: the loads do the
  * outermost transposition stage. */
@@ -69,6 +69,21 @@ static inline TR_ATTR void tr_block_nt(const uint32_t *in, int64_t ldi, uint32_t
   t16_load((const float *)in, ldi, r);
   t16_shuffle(r);
   for (int i = 0; i < 16; ++i) _mm512_stream_ps((float *)(out + i * ldo), r[t16_row(i)]);
+}
+
+/* Edge block: rows < mr, columns < nc (masked loads and stores never touch anything else). */
+static inline TR_ATTR void tr_block_part(const uint32_t *in, int64_t ldi, uint32_t *out, int64_t ldo, int mr, int nc)
+{
+  const __mmask16 rows = (__mmask16)((1u << mr) - 1), cols = (__mmask16)((1u << nc) - 1);
+  __m512 c[16], r[16];
+  for (int k = 0; k < 16; ++k)
+    c[k] = k < nc ? _mm512_maskz_loadu_ps(rows, (const float *)(in + k * ldi)) : _mm512_setzero_ps();
+  for (int k = 0; k < 8; ++k) {  /* the layout t16_load makes, from whole columns */
+    r[k] = _mm512_shuffle_f32x4(c[k], c[k + 8], _MM_SHUFFLE(1, 0, 1, 0));
+    r[k + 8] = _mm512_shuffle_f32x4(c[k], c[k + 8], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  t16_shuffle(r);
+  for (int i = 0; i < mr; ++i) _mm512_mask_storeu_ps((float *)(out + i * ldo), cols, r[t16_row(i)]);
 }
 
 static inline TR_ATTR void tr_swap_sq(uint32_t *a, uint32_t *b, int64_t ld)

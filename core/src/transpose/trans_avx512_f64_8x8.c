@@ -11,8 +11,8 @@
 #define TR_BN 8
 #define TR_SQ 8
 #define TR_STREAMS 1
+#define TR_PARTIAL 1
 #define TR_NAME(op) smm_##op##_avx512_f64_8x8
-#define TR_SFENCE() _mm_sfence()
 
 /* r[q], q = 4h + k (k < 4): [column k, rows 4h..4h+3 | column k+4, rows 4h..4h+3]. The 256-bit
  * loads do the outermost of the three transposition stages, so only two shuffle stages are left
@@ -46,12 +46,9 @@ static inline TR_ATTR void t8_shuffle(__m512d r[8])
     }
 }
 
-extern int smm_trans_pf_in, smm_trans_pf_out;
 static inline TR_ATTR void tr_block(const uint64_t *in, int64_t ldi, uint64_t *out, int64_t ldo)
 {
   __m512d r[8];
-  if (smm_trans_pf_in) for (int c = 0; c < 8; ++c) _mm_prefetch((const char *)(in + c * ldi + smm_trans_pf_in), _MM_HINT_T0);
-  if (smm_trans_pf_out) for (int c = 0; c < 8; ++c) _mm_prefetch((const char *)(out + (c + smm_trans_pf_out) * ldo), _MM_HINT_ET0);
   t8_load((const double *)in, ldi, r);
   t8_shuffle(r);
   for (int i = 0; i < 8; ++i) _mm512_storeu_pd((double *)(out + i * ldo), r[i]);
@@ -60,10 +57,24 @@ static inline TR_ATTR void tr_block(const uint64_t *in, int64_t ldi, uint64_t *o
 static inline TR_ATTR void tr_block_nt(const uint64_t *in, int64_t ldi, uint64_t *out, int64_t ldo)
 {
   __m512d r[8];
-  if (smm_trans_pf_in) for (int c = 0; c < 8; ++c) _mm_prefetch((const char *)(in + c * ldi + smm_trans_pf_in), _MM_HINT_T0);
   t8_load((const double *)in, ldi, r);
   t8_shuffle(r);
   for (int i = 0; i < 8; ++i) _mm512_stream_pd((double *)(out + i * ldo), r[i]);
+}
+
+/* Edge block: rows < mr, columns < nc (masked loads and stores never touch anything else). */
+static inline TR_ATTR void tr_block_part(const uint64_t *in, int64_t ldi, uint64_t *out, int64_t ldo, int mr, int nc)
+{
+  const __mmask8 rows = (__mmask8)((1u << mr) - 1), cols = (__mmask8)((1u << nc) - 1);
+  __m512d c[8], r[8];
+  for (int k = 0; k < 8; ++k)
+    c[k] = k < nc ? _mm512_maskz_loadu_pd(rows, (const double *)(in + k * ldi)) : _mm512_setzero_pd();
+  for (int k = 0; k < 4; ++k) {  /* the layout t8_load makes, from whole columns */
+    r[k] = _mm512_shuffle_f64x2(c[k], c[k + 4], _MM_SHUFFLE(1, 0, 1, 0));
+    r[k + 4] = _mm512_shuffle_f64x2(c[k], c[k + 4], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  t8_shuffle(r);
+  for (int i = 0; i < mr; ++i) _mm512_mask_storeu_pd((double *)(out + i * ldo), cols, r[i]);
 }
 
 static inline TR_ATTR void tr_swap_sq(uint64_t *a, uint64_t *b, int64_t ld)

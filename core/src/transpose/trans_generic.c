@@ -8,7 +8,7 @@
 #define TR_BN 8
 #define TR_SQ 8
 #define TR_STREAMS 0
-#define TR_SFENCE() ((void)0)
+#define TR_PARTIAL 0
 
 #define GENERIC_KERNELS(T, SUFFIX)                                                               \
   static inline void tr_block_##SUFFIX(const T *in, int64_t ldi, T *out, int64_t ldo)           \

@@ -11,13 +11,14 @@
  *   TR_NAME(op)          exported symbol for op (otrans, itrans_swap, itrans_diag)
  *   tr_block(in, ldi, out, ldo)       TR_BM x TR_BN block, out[i*ldo + j] = in[j*ldi + i]
  *   tr_block_nt(in, ldi, out, ldo)    the same with non-temporal stores (out rows 64-byte aligned)
+ *   TR_PARTIAL           1 if tr_block_part exists, else edges are plain loops
+ *   tr_block_part(in, ldi, out, ldo, mr, nc)  edge block: the first mr rows and nc columns only
  *   tr_swap_sq(a, b, ld)              TR_SQ x TR_SQ blocks a, b: a := b^T, b := a^T
  *   tr_diag_sq(a, ld)                 TR_SQ x TR_SQ block in place
- *   TR_SFENCE()          orders non-temporal stores before the tile returns
  */
 #include <stdint.h>
 
-static inline TR_ATTR void TR_NAME(edge)(const TR_ELEM *in, TR_ELEM *out, int64_t i0, int64_t i1,
+static inline TR_ATTR __attribute__((unused)) void TR_NAME(edge)(const TR_ELEM *in, TR_ELEM *out, int64_t i0, int64_t i1,
                                          int64_t j0, int64_t j1, int64_t ldi, int64_t ldo)
 {
   for (int64_t j = j0; j < j1; ++j)
@@ -35,32 +36,34 @@ TR_ATTR void TR_NAME(otrans)(const void *vin, void *vout, int64_t m, int64_t n, 
    * lines, which costs more than the read-for-ownership the streaming store saves. */
   const int nt = TR_STREAMS && streaming && ((uintptr_t)out % 64 == 0)
                  && ((ldo * (int64_t)sizeof(TR_ELEM)) % 64 == 0);
-  /* Row blocks inside column blocks: the TR_BN input columns are read as sequential streams,
-   * each output line is written whole. */
 #if TR_STREAMS
-  extern int smm_trans_order;
-  if (nt && smm_trans_order) {
+  if (nt) {
+    /* Streaming: row blocks outside, so each output row receives TR_BN-element runs back to back
+     * (full-speed non-temporal writes need a few consecutive lines per row and visit), while the
+     * input columns are read as sequential streams down the tile. */
     for (int64_t i = 0; i < mb; i += TR_BM)
       for (int64_t j = 0; j < nb; j += TR_BN)
-        tr_block_nt(in + j * ldi + i, ldi, out + i * ldo + j, ldo);
-  } else if (nt) {
-    for (int64_t j = 0; j < nb; j += TR_BN)
-      for (int64_t i = 0; i < mb; i += TR_BM)
         tr_block_nt(in + j * ldi + i, ldi, out + i * ldo + j, ldo);
   } else
 #endif
   {
+    /* In cache: column blocks outside, the input read down TR_BN columns at a time. */
     for (int64_t j = 0; j < nb; j += TR_BN)
       for (int64_t i = 0; i < mb; i += TR_BM)
         tr_block(in + j * ldi + i, ldi, out + i * ldo + j, ldo);
   }
+#if TR_PARTIAL
+  if (mb < m)
+    for (int64_t j = 0; j < n; j += TR_BN)
+      tr_block_part(in + j * ldi + mb, ldi, out + mb * ldo + j, ldo, (int)(m - mb), (int)(n - j < TR_BN ? n - j : TR_BN));
+  if (nb < n)
+    for (int64_t i = 0; i < mb; i += TR_BM)
+      tr_block_part(in + nb * ldi + i, ldi, out + i * ldo + nb, ldo, TR_BM, (int)(n - nb));
+#else
   TR_NAME(edge)(in, out, mb, m, 0, n, ldi, ldo);
   TR_NAME(edge)(in, out, 0, mb, nb, n, ldi, ldo);
-#if TR_STREAMS
-  if (nt) TR_SFENCE();
-#else
-  (void)nt;
 #endif
+  (void)nt; /* non-temporal stores are fenced once per thread by the caller (smm_trans_fence) */
 }
 
 TR_ATTR void TR_NAME(itrans_swap)(void *va, void *vb, int64_t m, int64_t n, int64_t ld)

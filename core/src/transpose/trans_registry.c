@@ -1,6 +1,9 @@
 /* Registry: which kernels an ISA path and an element size use (one table entry per pair, as BLIS's
  * per-configuration kernel tables; a path without its own kernel for a size borrows the next lower). */
 #include <stddef.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
 #include "cpu.h"
 #include "transpose.h"
 
@@ -22,7 +25,10 @@ const smm_trans_kernels *smm_trans_lookup(int isa, int elemsize)
   return NULL;
 }
 
-int smm_trans_pf_in = 0, smm_trans_pf_out = 0; /* EXPERIMENT */
-int smm_trans_order = 0;
-void smm_trans_set_pf(int a, int b) { smm_trans_pf_in = a; smm_trans_pf_out = b; }
-void smm_trans_set_order(int o) { smm_trans_order = o; }
+void smm_trans_fence(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+  _mm_sfence();
+#endif
+}
+

@@ -12,7 +12,9 @@
 
 /* Out-of-place: in is m x n (ldi), out is n x m (ldo); out[i*ldo + j] = in[j*ldi + i].
  * streaming != 0 asks for non-temporal stores; the kernel uses them only when every output row
- * of the tile starts on a 64-byte boundary (otherwise it silently stores normally). */
+ * of the tile starts on a 64-byte boundary (otherwise it silently stores normally). Kernels that
+ * stream do not fence: each thread calls smm_trans_fence() once after its last tile (a fence per
+ * tile stalls until the write-combining buffers drain, which costs more than a small tile's work). */
 typedef void (*smm_otrans_fn)(const void *in, void *out, int64_t m, int64_t n, int64_t ldi, int64_t ldo,
                               int streaming);
 /* Swap-transpose of two disjoint blocks: a is m x n, b is n x m, same ld; a := b^T, b := a^T. */
@@ -39,6 +41,9 @@ typedef struct smm_trans_kernels {
   int32_t streams;   /* 1: otrans/copy/zero have non-temporal stores */
   const char *name;  /* e.g. "trans_avx512_f64_8x8" */
 } smm_trans_kernels;
+
+/* Orders this thread's non-temporal stores before anything it does next (sfence on x86). */
+void smm_trans_fence(void);
 
 /* The kernels for an ISA path (enum smm_isa) and an element size (4, 8 or 16); NULL if none.
  * The caller makes sure the CPU runs `isa` (core.cpu decides that). */
