@@ -168,7 +168,7 @@ cdef void _fwd_item(const geom_t *g, int n, int kb0, int kb1, const float *xin, 
     cdef int64_t col_stride = <int64_t>VLEN * g.sw
     cdef int64_t plane = <int64_t>g.OH * g.OW * VLEN
     cdef int width = _tile_width(g.cols, g.nmax)
-    cdef int oh, ow0, nb, j, v, kb
+    cdef int oh, ow0, nb, v, kb
     cdef const float *bbase
     cdef const float *wk
     cdef const float *bk

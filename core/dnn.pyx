@@ -27,6 +27,8 @@ cdef extern from "dnn_kernels.h" nogil:
     ctypedef void (*dnn_avgpool_fn)(const dnn_pool_geom *g, const float *x, float *y)
     dnn_maxpool_fn dnn_maxpool_get(int isa)
     dnn_avgpool_fn dnn_avgpool_get(int isa)
+    ctypedef void (*dnn_relu_fn)(const float *x, const float *g, float *y, int64_t n, float slope)
+    dnn_relu_fn dnn_relu_get(int isa)
 
 cnp.import_array()
 
@@ -82,33 +84,35 @@ cdef inline int _nt(object threads, int64_t work) except -1:
 
 # ----------------------------------------------------------------------------- elementwise
 
-def relu_forward(x, y, float negative_slope=0.0, threads=None):
+cdef int _relu(x, g, y, float slope, object threads, object target) except -1:
+    cdef dnn_relu_fn fn = dnn_relu_get(_isa_of(target))
+    cdef const float *xp = _fp(x)
+    cdef const float *gp = _fp(g) if g is not None else NULL
+    cdef float *yp = _fp(y)
+    cdef int64_t n = x.size, chunks = (n + GRAIN - 1) // GRAIN, c, lo, hi
+    cdef int nt = _nt(threads, n)
+    with nogil:
+        for c in prange(chunks, schedule="static", num_threads=nt):
+            lo = c * GRAIN
+            hi = lo + GRAIN if lo + GRAIN < n else n
+            fn(xp + lo, (gp + lo) if gp != NULL else NULL, yp + lo, hi - lo, slope)
+    return 0
+
+
+def relu_forward(x, y, float negative_slope=0.0, threads=None, target=None):
     """``y = x`` where ``x > 0``, else ``negative_slope * x``."""
     _f32(x, "x")
     _f32(y, "y", x.shape, True)
-    cdef float *xp = _fp(x)
-    cdef float *yp = _fp(y)
-    cdef int64_t n = x.size, i
-    cdef int nt = _nt(threads, n)
-    with nogil:
-        for i in prange(n, schedule="static", num_threads=nt):
-            yp[i] = xp[i] if xp[i] > 0 else negative_slope * xp[i]
+    _relu(x, None, y, negative_slope, threads, target)
     return y
 
 
-def relu_backward(x, dy, dx, float negative_slope=0.0, threads=None):
+def relu_backward(x, dy, dx, float negative_slope=0.0, threads=None, target=None):
     """``dx = dy`` where ``x > 0``, else ``negative_slope * dy``."""
     _f32(x, "x")
     _f32(dy, "dy", x.shape)
     _f32(dx, "dx", x.shape, True)
-    cdef float *xp = _fp(x)
-    cdef float *dyp = _fp(dy)
-    cdef float *dxp = _fp(dx)
-    cdef int64_t n = x.size, i
-    cdef int nt = _nt(threads, n)
-    with nogil:
-        for i in prange(n, schedule="static", num_threads=nt):
-            dxp[i] = dyp[i] if xp[i] > 0 else negative_slope * dyp[i]
+    _relu(x, dy, dx, negative_slope, threads, target)
     return dx
 
 
@@ -411,16 +415,37 @@ cdef void _bn_reduce_item(int cb, int N, int Cb, int64_t plane, const float *dy,
     for v in range(VLEN):
         s[v] = 0
         q[v] = 0
+    cdef float fs[VLEN]
+    cdef float fq[VLEN]
+    cdef float m[VLEN]
+    cdef float zero = 0
+    for v in range(VLEN):
+        m[v] = <float>mean[cb * VLEN + v]
     for n in range(N):
         base = (<int64_t>n * Cb + cb) * plane * VLEN
-        for i in range(plane):
-            for v in range(VLEN):
-                g = dy[base + i * VLEN + v]
-                if y != NULL and y[base + i * VLEN + v] <= 0:
-                    g = 0
-                dz[base + i * VLEN + v] = g
-                s[v] += g
-                q[v] += g * (x[base + i * VLEN + v] - mean[cb * VLEN + v])
+        # float partial sums per image row of pixels (branch-free, so the lanes vectorise),
+        # folded into double per image
+        for v in range(VLEN):
+            fs[v] = 0
+            fq[v] = 0
+        if y != NULL:
+            for i in range(plane):
+                for v in range(VLEN):
+                    g = dy[base + i * VLEN + v]  # loaded unconditionally: the select below vectorises
+                    g = g if y[base + i * VLEN + v] > zero else zero
+                    dz[base + i * VLEN + v] = g
+                    fs[v] += g
+                    fq[v] += g * (x[base + i * VLEN + v] - m[v])
+        else:
+            for i in range(plane):
+                for v in range(VLEN):
+                    g = dy[base + i * VLEN + v]
+                    dz[base + i * VLEN + v] = g
+                    fs[v] += g
+                    fq[v] += g * (x[base + i * VLEN + v] - m[v])
+        for v in range(VLEN):
+            s[v] += fs[v]
+            q[v] += fq[v]
     for v in range(VLEN):
         out[cb * VLEN + v] = s[v]
         out[Cb * VLEN + cb * VLEN + v] = q[v]

@@ -567,7 +567,7 @@ cdef void _run_batch(const smm_kernel *kp, const smm_kernel *kp0, char *a, char 
                      bint reduce, bint prefetch, int nthreads) noexcept nogil:
     """Whole batch. `tasks` (rows of e0, e1, slot) keep every C inside one task, or split a long
     run of one C (batch-reduce only) into tasks whose partial sums go to scratch slot >= 0 (kernel
-    kp0: beta = 0, tight ldc), added in order afterwards. NULL tasks: one task, or distinct C's."""
+    kp0: beta = 1 onto zeroed scratch, tight ldc), added in order afterwards. NULL tasks: one task, or distinct C's."""
     cdef int64_t r, t, chunk, e0, e1
     cdef int64_t sbytes = <int64_t>kp.desc.m * kp.desc.n * item
     if tasks == NULL:
@@ -652,22 +652,20 @@ def _blocks_overlap(int64_t d, int64_t rows, int64_t cols, int64_t ld):
     return (r < rows and q < cols) or (r + rows > ld and q + 1 < cols)
 
 
-def _check_c_blocks_disjoint(offsets, int64_t rows, int64_t cols, int64_t ld):
-    """Distinct C blocks (sorted unique offsets) must not partially overlap, or threads would race."""
-    u = np.unique(offsets)
+def _check_runs_disjoint(starts, int64_t rows, int64_t cols, int64_t ld):
+    """Neighbouring distinct C blocks (sorted offsets of the runs) must not partially overlap, or two
+    threads would race on the shared elements. (Blocks interleaved with a third one in between are
+    not checked: that needs ld > rows and is the caller's promise.)"""
+    u = np.unique(starts)
     if u.shape[0] < 2:
         return
-    foot = ld * (cols - 1) + rows
-    gaps = np.diff(u)
-    for i in np.nonzero(gaps < foot)[0]:
-        # Every later block closer than one footprint is a candidate; the first is the nearest.
-        for j in range(i + 1, u.shape[0]):
-            d = int(u[j] - u[i])
-            if d >= foot:
-                break
-            if _blocks_overlap(d, rows, cols, ld):
-                raise ValueError(f"c_index: C blocks at offsets {int(u[i])} and {int(u[j])} overlap partially "
-                                 f"({rows}x{cols}, ldc={ld}); repeated C blocks must use identical offsets")
+    d = np.diff(u)
+    q, r = d // ld, d % ld
+    bad = ((r < rows) & (q < cols)) | ((r + rows > ld) & (q + 1 < cols))
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"c_index: C blocks at offsets {int(u[i])} and {int(u[i + 1])} overlap partially "
+                         f"({rows}x{cols}, ldc={ld}); repeated C blocks must use identical offsets")
 
 
 def _stack_layout(name, x, dt, int64_t nbatch, write):
@@ -722,6 +720,9 @@ def gemm_batch(a, b, c, alpha=1.0, beta=1.0, *, a_index=None, b_index=None, c_in
     repeats (skips the grouping). ``threads``: OpenMP threads (default: the process setting).
     """
     dt = _common_dtype(a, b, c)
+    for name, x in (("a", a), ("b", b)):
+        if not isinstance(x, np.ndarray):
+            raise TypeError(f"{name} must be a numpy.ndarray, got {type(x).__name__}")
     alpha = _as_scalar("alpha", alpha)
     beta = _as_scalar("beta", beta)
     ta = _as_flag("trans_a", trans_a)
@@ -863,7 +864,9 @@ def _gemm_batch_index(a, b, c, dt, double alpha, double beta, a_index, b_index, 
     cdef int64_t *tasks_p = NULL
     cdef char *scratch_p = NULL
     cdef const smm_kernel *kp0 = kp
-    if nt > 1 and not distinct_c:
+    # The grouping (and its check that distinct C blocks do not partially overlap) runs whenever
+    # threads were asked for, so a call's validity never depends on the batch size.
+    if nthreads > 1 and not distinct_c:
         if c_index is not None:
             if wide:
                 sorted_ = _is_sorted[int64_t](<const int64_t *>cnp.PyArray_DATA(c_index), nb)
@@ -872,7 +875,6 @@ def _gemm_batch_index(a, b, c, dt, double alpha, double beta, a_index, b_index, 
             if not sorted_:
                 order = np.argsort(c_index, kind="stable").astype(np.int64, copy=False)
                 order_p = <int64_t *>cnp.PyArray_DATA(order)
-            _check_c_blocks_disjoint(c_index, mm, nn, ldc)
         runs = np.empty(nb + 1, dtype=np.int64)
         runs_p = <int64_t *>cnp.PyArray_DATA(runs)
         if wide or c_index is None:
@@ -880,13 +882,17 @@ def _gemm_batch_index(a, b, c, dt, double alpha, double beta, a_index, b_index, 
                                         0, base, order_p, nb, runs_p)
         else:
             nruns = _find_runs[int32_t](<const int32_t *>cnp.PyArray_DATA(c_index), 0, base, order_p, nb, runs_p)
-        tasks, slots = _plan_tasks(runs[:nruns + 1], nt, reduce)
+        if c_index is not None:
+            starts = runs[:nruns] if order is None else order[runs[:nruns]]
+            _check_runs_disjoint(c_index[starts], mm, nn, ldc)
+        tasks, slots = _plan_tasks(runs[:nruns + 1], nt, reduce and nt > 1)
         ntasks = tasks.shape[0]
         tasks_p = <int64_t *>cnp.PyArray_DATA(tasks)
         if slots:
-            scratch = np.empty(slots * mm * nn, dtype=dt)
+            # Partial sums accumulate (several reduce chunks per piece) into zeroed, tight scratch.
+            scratch = np.zeros(slots * mm * nn, dtype=dt)
             scratch_p = <char *>cnp.PyArray_DATA(scratch)
-            kp0 = _lookup(mm, nn, kk, lda, ldb, mm, alpha, 0.0, _DTYPES[dt], ta, tb, pf, isa)
+            kp0 = _lookup(mm, nn, kk, lda, ldb, mm, alpha, 1.0, _DTYPES[dt], ta, tb, pf, isa)
         nt = threads_for_work(nt, ntasks, 1)
     cdef char *pa = <char *>cnp.PyArray_DATA(a)
     cdef char *pb = <char *>cnp.PyArray_DATA(b)

@@ -179,32 +179,56 @@ cdef inline void _itrans_tile_row(const smm_trans_kernels *k, char *a, int64_t n
         k.itrans_swap(a + (j0 * ld + i0) * es, a + (i0 * ld + j0) * es, mi, _min(tile, n - j0), ld)
 
 
-cdef int itrans_square_c(void *a, int elemsize, int isa, int64_t n, int64_t ld, int64_t tile,
-                         int nthreads) noexcept nogil:
-    cdef const smm_trans_kernels *k = smm_trans_lookup(isa if isa >= 0 else _default_isa, elemsize)
-    cdef int64_t t, nt, ti
-    if k == NULL:
-        return -1
-    if n <= 1:
-        return 0
-    t = _round_up(tile if tile > 0 else 256 // k.elemsize, k.block_sq)
-    nt = (n + t - 1) // t
+cdef void _itrans_square_run(const smm_trans_kernels *k, char *a, int64_t n, int64_t ld, int64_t t,
+                             int nthreads) noexcept nogil:
+    cdef int64_t nt = (n + t - 1) // t, ti
     if nthreads > nt:
         nthreads = <int>nt
     if nthreads <= 1:
         for ti in range(nt):
-            _itrans_tile_row(k, <char *>a, n, ld, t, nt, ti)
+            _itrans_tile_row(k, a, n, ld, t, nt, ti)
     else:
         # Tile row ti holds nt - ti tile pairs: dynamic scheduling balances the triangle.
         for ti in prange(nt, num_threads=nthreads, schedule="dynamic", chunksize=1):
-            _itrans_tile_row(k, <char *>a, n, ld, t, nt, ti)
+            _itrans_tile_row(k, a, n, ld, t, nt, ti)
+
+
+cdef int itrans_square_c(void *a, int elemsize, int isa, int64_t n, int64_t ld, int64_t tile,
+                         int nthreads) noexcept nogil:
+    cdef const smm_trans_kernels *k = smm_trans_lookup(isa if isa >= 0 else _default_isa, elemsize)
+    cdef int64_t t, es, p = 0, c, nc, chunk = 1024
+    cdef char *base = <char *>a
+    if k == NULL:
+        return -1
+    if n <= 1:
+        return 0
+    es = k.elemsize
+    t = _round_up(tile if tile > 0 else 256 // es, k.block_sq)
+    # As out of place: with a line-multiple leading dimension, the first p rows and columns go apart
+    # (a thin border: the p x p corner and the p-row strip swapped with the p-column strip), so that
+    # the tiles of the rest load and store whole lines.
+    if (ld * es) % 64 == 0:
+        p = _min(_to_line(a, es), n)
+    if p > 0:
+        k.itrans_diag(base, p, ld)
+        nc = (n - p + chunk - 1) // chunk
+        if nthreads <= 1 or nc == 1:
+            for c in range(nc):
+                k.itrans_swap(base + (p + c * chunk) * ld * es, base + (p + c * chunk) * es, p,
+                              _min(chunk, n - p - c * chunk), ld)
+        else:
+            for c in prange(nc, num_threads=nthreads, schedule="static"):
+                k.itrans_swap(base + (p + c * chunk) * ld * es, base + (p + c * chunk) * es, p,
+                              _min(chunk, n - p - c * chunk), ld)
+    if n - p > 1:
+        _itrans_square_run(k, base + (p * ld + p) * es, n - p, ld, t, nthreads)
     return 0
 
 
 cdef int _bytes_tiles(const smm_trans_kernels *k, const char *inp, char *out, int64_t rowbytes, int64_t n,
                       int64_t ldib, int64_t ldob, int nthreads, int streaming) noexcept nogil:
     """Copy (inp != NULL) or zero (inp == NULL) n columns of rowbytes bytes, tiled over threads."""
-    cdef int64_t rc, cc, nr, nc, ntiles, t, r, c
+    cdef int64_t rc, cc, nr, nc, ntiles, t
     if rowbytes <= 0 or n <= 0:
         return 0
     if ldob == rowbytes and (inp == NULL or ldib == rowbytes):

@@ -79,6 +79,7 @@ SHAPES = [  # n, c, h, w, k, r, s
     (2, 32, 5, 7, 16, 1, 1),
     (2, 20, 9, 6, 50, 1, 3),
     (1, 16, 11, 13, 16, 7, 7),
+    (2, 3, 12, 11, 8, 7, 7),      # a first layer: fewer channels than taps per kernel row
 ]
 
 
@@ -115,6 +116,14 @@ def test_two_threads_equal_one(target, rng):
     two = run_all(shape, stride, pad, target, 2, np.random.default_rng(5))
     for a, b in zip(one[4:], two[4:]):
         np.testing.assert_array_equal(a, b)
+
+
+def test_each_backward_path_is_exercised():
+    paths = {conv.ConvPlan(1, 3, 8, 8, 4, 3, 3, 1, 1).geometry["backward_data"],   # same-size: gather
+             conv.ConvPlan(1, 3, 8, 8, 4, 5, 5, 1, 0).geometry["backward_data"],   # valid 5x5: scatter
+             conv.ConvPlan(1, 3, 8, 8, 4, 3, 3, 2, 1).geometry["backward_data"]}   # stride 2: scatter
+    assert paths == {"gather", "scatter"}
+    assert conv.ConvPlan(1, 3, 8, 8, 4, 1, 1).geometry["flat"]
 
 
 def test_isa_paths_agree(rng):

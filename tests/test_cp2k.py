@@ -73,10 +73,22 @@ def all_stacks(gen, cap):
     return out
 
 
-@pytest.mark.parametrize("total,per_c,cap", [(1, 1, 1), (1000, 20, 333), (5000, 3, 4999), (777, 400, 100)])
+def check_products(gen, st):
+    """Every row is a real product of the block-sparse multiply: A(i, l) B(l, j) into C(i, j)."""
+    g = gen.structure()
+    m_k, k_n, m_n = gen.a_block, gen.b_block, gen.c_block
+    a_id, b_id, c_id = st[:, 0] // m_k, st[:, 1] // k_n, st[:, 2] // m_n
+    i, j = c_id // g["ncol"], c_id % g["ncol"]
+    assert ((g["a_ptr"][i] <= a_id) & (a_id < g["a_ptr"][i + 1])).all()     # A block in row i
+    assert ((g["b_ptr"][j] <= b_id) & (b_id < g["b_ptr"][j + 1])).all()     # B block in column j
+    np.testing.assert_array_equal(g["a_l"][a_id], g["b_l"][b_id])            # same l
+
+
+@pytest.mark.parametrize("total,per_c,cap", [(1, 1, 1), (1000, 20, 333), (5000, 3, 4999), (777, 400, 100),
+                                             (20000, 300, 3000)])
 def test_dbcsr_stacks(total, per_c, cap):
     m, n, k = 3, 4, 5
-    gen = kernels.DbcsrStacks(total, per_c, m, n, k, seed=SEED)
+    gen = kernels.DbcsrStacks(total, per_c, m, n, k, seed=SEED, cache_bytes=4096, tile=3)
     stacks = all_stacks(gen, cap)
     st = np.concatenate(stacks)
     assert st.shape[0] == total
@@ -85,16 +97,38 @@ def test_dbcsr_stacks(total, per_c, cap):
     assert (st[:, 0] % (m * k) == 0).all() and st[:, 0].max() + m * k <= a_size
     assert (st[:, 1] % (k * n) == 0).all() and st[:, 1].max() + k * n <= b_size
     assert (st[:, 2] % (m * n) == 0).all() and st[:, 2].max() + m * n <= c_size
-    if gen.grid_products >= total:      # no wrap: each stack is sorted by C, as DBCSR's
-        for s in stacks:
-            assert (np.diff(s[:, 2]) >= 0).all()
+    check_products(gen, st)
+    if gen.grid_products >= total:      # no wrap: no product twice
+        assert np.unique(st, axis=0).shape[0] == total
+    if gen.grid_products == total:      # the whole grid: every product of the multiply once
+        g = gen.structure()
+        assert total == sum(len(np.intersect1d(g["a_l"][g["a_ptr"][i]:g["a_ptr"][i + 1]],
+                                               g["b_l"][g["b_ptr"][j]:g["b_ptr"][j + 1]]))
+                            for i in range(gen.nrow) for j in range(gen.ncol))
     # the same seed gives the same stacks; a reset (mid-way or at the end) starts over
-    again = np.concatenate(all_stacks(kernels.DbcsrStacks(total, per_c, m, n, k, seed=SEED), cap))
-    np.testing.assert_array_equal(st, again)
+    again = kernels.DbcsrStacks(total, per_c, m, n, k, seed=SEED, cache_bytes=4096, tile=3)
+    np.testing.assert_array_equal(st, np.concatenate(all_stacks(again, cap)))
     gen.reset()
     gen.fill(np.empty((max(1, cap // 2), 3), gen.index_dtype))
     np.testing.assert_array_equal(np.concatenate(all_stacks(gen, cap)), st)
     np.testing.assert_array_equal(np.concatenate(all_stacks(gen, cap)), st)
+
+
+def test_dbcsr_stacks_whole_grid_in_slices_and_tiles():
+    """All products of the grid, each once, also when k is cut into slices and C into tiles."""
+    # the grid depends on total * slack / per_c (9 C blocks here), so a second generator with
+    # total = all products of the first one's grid has the same grid
+    gen = kernels.DbcsrStacks(600, 200, 2, 2, 2, seed=3, slack=3.0, cache_bytes=2048, tile=2)
+    assert gen.nslices > 1 and gen.nrow == 3 and gen.ncol == 3
+    full = kernels.DbcsrStacks(gen.grid_products, 200, 2, 2, 2, seed=3, slack=1799.5 / gen.grid_products,
+                               cache_bytes=2048, tile=2)
+    assert (full.nrow, full.ncol, full.nk) == (gen.nrow, gen.ncol, gen.nk)
+    st = np.concatenate(all_stacks(full, 1000))
+    check_products(full, st)
+    assert np.unique(st, axis=0).shape[0] == st.shape[0] == full.grid_products
+    # a C block's products of one slice are consecutive: at most one run per (C block, slice)
+    runs = 1 + np.count_nonzero(np.diff(st[:, 2]))
+    assert runs <= full.c_blocks * full.nslices
 
 
 def test_dbcsr_stacks_wrap_when_the_grid_is_small():
@@ -102,7 +136,8 @@ def test_dbcsr_stacks_wrap_when_the_grid_is_small():
     assert gen.grid_products < 500
     st = np.concatenate(all_stacks(gen, 64))
     assert st.shape[0] == 500
-    assert not (np.diff(st[:, 2]) >= 0).all()     # C blocks come round again: unsorted stacks
+    check_products(gen, st)
+    assert np.unique(st, axis=0).shape[0] == gen.grid_products    # every product, then round again
 
 
 def test_dbcsr_stacks_wide_indices():

@@ -68,6 +68,25 @@ def test_pooling_forward_and_backward(mode, geom, rng):
         np.testing.assert_allclose(conv.from_blocked(dx, 19), want, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("mode", [dnn.MAX_POOL, dnn.AVE_POOL])
+def test_pooling_isa_paths_agree(mode, rng):
+    from core import cpu
+    _, xb = blocked(rng, 2, 33, 9, 8)
+    xb[0, 0, 2, 3, :4] = np.nan          # NaN never wins a max
+    xb[1, 1, :, :, 5] = -np.inf          # all -inf: the window's first pixel
+    xb[0, 1, 4, 4] = xb[0, 1, 4, 5]      # ties: the first in window order
+    out = []
+    for target in cpu.available_targets():
+        y = np.empty((2, 3, 5, 4, 16), np.float32)
+        arg = np.empty(y.shape, np.int32)
+        dnn.pool_forward(xb, y, mode, (3, 2), (2, 2), (1, 0), argmax=arg, target=target)
+        out.append((y, arg))
+    for y, arg in out[1:]:
+        np.testing.assert_array_equal(y, out[0][0])
+        if mode == dnn.MAX_POOL:
+            np.testing.assert_array_equal(arg, out[0][1])
+
+
 def test_pool_output_size_follows_caffe():
     assert dnn.pool_output_size(32, 3, 2, 0) == 16      # ceil: CIFAR-10 quick
     assert dnn.pool_output_size(112, 3, 2, 0) == 56     # GoogLeNet
@@ -89,6 +108,19 @@ def test_relu_and_dropout(rng):
     dx = np.empty_like(x)
     dnn.relu_backward(x, dy, dx, 0.1)
     np.testing.assert_array_equal(dx, np.where(x > 0, dy, np.float32(0.1) * dy))
+
+    from core import cpu
+    odd = rng.standard_normal(16 * 1000 + 7).astype(np.float32)   # a vector body and a tail
+    odd[:4] = [np.nan, -np.inf, np.inf, 0.0]
+    for target in cpu.available_targets():
+        for slope in (0.0, 0.25):
+            out = np.empty_like(odd)
+            dnn.relu_forward(odd, out, slope, target=target)
+            with np.errstate(invalid="ignore"):
+                np.testing.assert_array_equal(out, np.where(odd > 0, odd, np.float32(slope) * odd))
+            g = rng.standard_normal(odd.size).astype(np.float32)
+            dnn.relu_backward(odd, g, out, slope, target=target)
+            np.testing.assert_array_equal(out, np.where(odd > 0, g, np.float32(slope) * g))
 
     big = np.ones((64, 1000), np.float32)
     out, mask = np.empty_like(big), np.empty_like(big)

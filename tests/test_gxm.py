@@ -185,6 +185,14 @@ def test_image_and_lmdb_data_nodes(tmp_path):
     np.testing.assert_allclose(conv.from_blocked(net.data.top_blobs[0].data, 3), want)
     np.testing.assert_array_equal(net.data.top_blobs[1].data, [2, 0, 2, 0])
 
+    # a folder with a sub-folder per class: sorted class names are the labels
+    for i, p in enumerate(pixels):
+        (tmp_path / "byclass" / f"cls{i % 3}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(p.transpose(1, 2, 0), "RGB").save(tmp_path / "byclass" / f"cls{i % 3}" / f"{i}.png")
+    net = Net(*schema.parse_net(text.replace(f"{tmp_path}/list.txt", str(tmp_path / "byclass"))), NetContext(threads=1))
+    assert net.data.num_samples == 6
+    np.testing.assert_array_equal(net.data.labels, [0, 0, 1, 1, 2, 2])
+
     lmdb = pytest.importorskip("lmdb")
     datum = schema.CLASSES["Datum"]
     with lmdb.open(str(tmp_path / "db"), map_size=1 << 20) as env, env.begin(write=True) as txn:
@@ -251,13 +259,16 @@ def test_bad_prototxt_names_the_line(text, pattern):
 def test_command_line_train_test_and_errors(tmp_path, run_app):
     net = write(tmp_path, "net.prototxt", SMALL_NET)
     solver = write(tmp_path, "solver.prototxt", SOLVER.format(type="NESTEROV") + f'checkpoint_dir: "{tmp_path}/ck"\n')
-    r = run_app("miniapps.gxm", "train", net, solver, "--threads", "1", "--json", str(tmp_path / "rec"), timeout=120)
+    r = run_app("miniapps.gxm", "train", net, solver, "--threads", "1", "--json", f"{tmp_path}/rec/", timeout=120)
     assert r.returncode == 0, r.stderr
     assert re.search(r"iter 5: loss = [\d.]+", r.stdout) and "Training throughput" in r.stdout, r.stdout
     assert "Top-1 testing accuracy" in r.stdout
     assert (tmp_path / "rec" / "gxm.jsonl").is_file()
     r = run_app("miniapps.gxm", "test", net, solver, "--threads", "1", "--min-accuracy", "1.01", timeout=120)
     assert r.returncode == 1 and "validation FAILED" in r.stderr, r.stdout + r.stderr
+    r = run_app("miniapps.gxm", "test", net, solver, "--threads", "1", "--weights", str(tmp_path / "nothing"),
+                timeout=60)
+    assert r.returncode == 1 and "no weights to test" in r.stderr and "Traceback" not in r.stderr, r.stderr
     bad = write(tmp_path, "bad.prototxt", SMALL_NET.replace('type: "Pooling"', 'type: "Poolin"', 1))
     r = run_app("miniapps.gxm", "train", bad, solver, "--threads", "1", timeout=60)
     assert r.returncode == 1 and re.search(r"bad\.prototxt:\d+: node 'p1': unknown node type", r.stderr), r.stderr

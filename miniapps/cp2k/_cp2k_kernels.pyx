@@ -184,32 +184,38 @@ cdef class DbcsrStacks:
     A is an nrow x nk grid of m x k blocks, B an nk x ncol grid of k x n blocks, each block present
     with probability ``density``; A is stored by block rows (CSR), B by block columns, C densely
     (block (i, j) at i * ncol + j). The products of C(i, j) are the l in row i of A and column j
-    of B; C blocks are visited row by row, so each stack is sorted by C and a C block's products
-    are consecutive (they may continue into the next stack). Generation is the host's work in
-    the stack loop (as in CP2K): :meth:`fill` continues where the last call stopped and wraps
-    round the grid if it holds fewer than ``total`` products.
+    of B. As DBCSR's recursive multiplication does, the product space is cut for cache reuse: the
+    k range into slices of ``kslice`` (so that the A row slices and B column slices of one tile fit
+    ``cache_bytes``) and C into ``tile`` x ``tile`` tiles; slice by slice, tile by tile, each C
+    block's products of the slice are emitted consecutively (a run; it may continue into the next
+    stack). Generation is the host's work in the stack loop (as in CP2K): :meth:`fill` continues
+    where the last call stopped and wraps round the grid if it holds fewer than ``total`` products.
     """
     cdef readonly int64_t nrow, ncol, nk, total, a_blocks, b_blocks, c_blocks, grid_products
     cdef readonly int64_t a_block, b_block, c_block     # elements per block
-    cdef int64_t[::1] a_ptr, a_l, b_ptr, b_l, lookup
-    cdef int64_t emitted, i, j, pos, look_row
+    cdef readonly int64_t tile, kslice, nslices, ntasks
+    cdef int64_t[::1] a_ptr, a_l, b_ptr, b_l, lookup, task_i, task_j, task_s
+    cdef int64_t[:, ::1] a_sp, b_sp       # start of slice s of row i / column j in a_l / b_l
+    cdef int64_t emitted, t, pos, look_i, look_s
     cdef readonly object index_dtype
 
     def __init__(self, int64_t total, int64_t per_c, int m, int n, int k, seed=0, double density=0.5,
-                 double slack=1.25):
+                 double slack=1.25, int itemsize=8, int64_t cache_bytes=512 * 1024, int tile=8):
         if total < 0 or per_c < 1 or m < 1 or n < 1 or k < 1:
             raise ValueError(f"bad stack parameters: total={total} per_c={per_c} m={m} n={n} k={k}")
         if not 0.0 < density <= 1.0:
             raise ValueError(f"density must be in (0, 1], got {density}")
         if not slack > 0.0:
             raise ValueError(f"slack must be positive, got {slack}")
+        if itemsize < 1 or cache_bytes < 1 or tile < 1:
+            raise ValueError(f"itemsize, cache_bytes and tile must be positive, got {itemsize}, {cache_bytes}, {tile}")
         rng = np.random.default_rng(seed)
         # Expected products of one C block: nk * density^2 = per_c; `slack` times the C blocks
         # needed (25% more by default) so that the grid rarely has to wrap.
         self.nk = max(1, <int64_t>(per_c / (density * density) + 0.5))
         nc = max(1, <int64_t>np.ceil(slack * total / per_c))
         self.nrow = max(1, int(np.ceil(np.sqrt(nc))))
-        self.ncol = max(1, -(-nc // self.nrow))
+        self.ncol = max(1, (nc + self.nrow - 1) // self.nrow)
         occ_a = rng.random((self.nrow, self.nk)) < density
         occ_b = rng.random((self.ncol, self.nk)) < density
         occ_a[0, 0] = occ_b[0, 0] = True        # at least one product in the grid
@@ -222,19 +228,37 @@ cdef class DbcsrStacks:
         self.b_blocks = self.b_l.shape[0]
         self.c_blocks = self.nrow * self.ncol
         self.a_block, self.b_block, self.c_block = m * k, k * n, m * n
-        # grid products: sum over (i, j) of |row_i & col_j| = occ_a @ occ_b^T summed
         self.grid_products = int((occ_a.astype(np.int64) @ occ_b.T.astype(np.int64)).sum())
         self.total = total
         big = max(self.a_blocks * self.a_block, self.b_blocks * self.b_block, self.c_blocks * self.c_block)
         self.index_dtype = np.dtype(np.int32) if big < 2 ** 31 else np.dtype(np.int64)
+        # k slices: the A and B blocks of one C tile and slice fit the cache budget; but at least
+        # ~32 products per C block and slice, or runs get too short to amortise a C update.
+        self.tile = tile
+        block_bytes = max(m * k, k * n) * itemsize
+        ks = int(cache_bytes / (2.0 * tile * density * block_bytes))
+        ks = max(ks, int(np.ceil(32.0 / (density * density))), 1)
+        self.kslice = min(ks, self.nk)
+        self.nslices = (self.nk + self.kslice - 1) // self.kslice   # (cdivision: no -(-a // b) ceil)
+        bounds = np.minimum(np.arange(self.nslices + 1) * self.kslice, self.nk)
+        self.a_sp = np.ascontiguousarray(np.asarray(self.a_ptr)[:-1, None] + _prefix_counts(occ_a)[:, bounds], dtype=np.int64)
+        self.b_sp = np.ascontiguousarray(np.asarray(self.b_ptr)[:-1, None] + _prefix_counts(occ_b)[:, bounds], dtype=np.int64)
+        # visiting order: slice, row tile, column tile, row, column
+        s_, i_, j_ = np.meshgrid(np.arange(self.nslices), np.arange(self.nrow), np.arange(self.ncol), indexing="ij")
+        s_, i_, j_ = s_.ravel(), i_.ravel(), j_.ravel()
+        order = np.lexsort((j_, i_, j_ // tile, i_ // tile, s_))
+        self.task_i = np.ascontiguousarray(i_[order], dtype=np.int64)
+        self.task_j = np.ascontiguousarray(j_[order], dtype=np.int64)
+        self.task_s = np.ascontiguousarray(s_[order], dtype=np.int64)
+        self.ntasks = self.task_i.shape[0]
         self.reset()
 
     def reset(self):
         """Start again from the first product."""
         self.lookup[:] = -1
         self.emitted = 0
-        self.i = self.j = self.pos = 0
-        self.look_row = -1
+        self.t = self.pos = 0
+        self.look_i = self.look_s = -1
 
     @property
     def remaining(self):
@@ -244,6 +268,12 @@ cdef class DbcsrStacks:
     def sizes(self):
         """Elements of the A, B and C buffers."""
         return (self.a_blocks * self.a_block, self.b_blocks * self.b_block, self.c_blocks * self.c_block)
+
+    def structure(self):
+        """The sparsity (copies): row i of A holds l = a_l[a_ptr[i]:a_ptr[i+1]] (block ids are the
+        positions in a_l), column j of B likewise; C block (i, j) is i * ncol + j."""
+        return {"a_ptr": np.array(self.a_ptr), "a_l": np.array(self.a_l), "b_ptr": np.array(self.b_ptr),
+                "b_l": np.array(self.b_l), "ncol": self.ncol}
 
     def fill(self, out):
         """Write the next stack into ``out`` ((capacity, 3) C-contiguous, of ``index_dtype``):
@@ -268,22 +298,30 @@ cdef class DbcsrStacks:
         cdef int64_t want = self.total - self.emitted
         if want > cap:
             want = cap
-        cdef int64_t cnt = 0, q, qe, l, p, a_id, c_off, i = self.i, j = self.j
-        cdef int64_t ncol = self.ncol, ab = self.a_block, bb = self.b_block, cb = self.c_block
+        cdef int64_t cnt = 0, q, qe, p, a_id, c_off, i, j, s, t = self.t
+        cdef int64_t ab = self.a_block, bb = self.b_block, cb = self.c_block
         cdef int64_t *lookup = &self.lookup[0]
         cdef const int64_t *b_l = &self.b_l[0]
+        cdef const int64_t *a_l = &self.a_l[0]
         while cnt < want:
-            if self.look_row != i:
-                if self.look_row >= 0:
-                    for p in range(self.a_ptr[self.look_row], self.a_ptr[self.look_row + 1]):
-                        lookup[self.a_l[p]] = -1
-                for p in range(self.a_ptr[i], self.a_ptr[i + 1]):
-                    lookup[self.a_l[p]] = p
-                self.look_row = i
-            q = self.b_ptr[j] + self.pos
-            qe = self.b_ptr[j + 1]
-            c_off = (i * ncol + j) * cb
-            # Branch-free merge: every B block of column j is written, kept only if A(i, l) exists.
+            if t == self.ntasks:
+                t = 0
+            i = self.task_i[t]
+            j = self.task_j[t]
+            s = self.task_s[t]
+            if i != self.look_i or s != self.look_s:
+                if self.look_i >= 0:
+                    for p in range(self.a_sp[self.look_i, self.look_s], self.a_sp[self.look_i, self.look_s + 1]):
+                        lookup[a_l[p]] = -1
+                for p in range(self.a_sp[i, s], self.a_sp[i, s + 1]):
+                    lookup[a_l[p]] = p
+                self.look_i = i
+                self.look_s = s
+            q = self.b_sp[j, s] + self.pos
+            qe = self.b_sp[j, s + 1]
+            c_off = (i * self.ncol + j) * cb
+            # Branch-free merge: every B block of the column slice is written, kept only if
+            # A(i, l) exists.
             while q < qe and cnt < want:
                 a_id = lookup[b_l[q]]
                 out[3 * cnt] = <index_t>(a_id * ab)
@@ -292,16 +330,17 @@ cdef class DbcsrStacks:
                 cnt += a_id >= 0
                 q += 1
             if q < qe:
-                self.pos = q - self.b_ptr[j]
+                self.pos = q - self.b_sp[j, s]
                 break
             self.pos = 0
-            j += 1
-            if j == ncol:
-                j = 0
-                i += 1
-                if i == self.nrow:
-                    i = 0
-        self.i = i
-        self.j = j
+            t += 1
+        self.t = t
         self.emitted += cnt
         return cnt
+
+
+def _prefix_counts(occ):
+    """counts[i, x] = number of present blocks in row i before column x (x = 0 .. nk)."""
+    out = np.zeros((occ.shape[0], occ.shape[1] + 1), dtype=np.int64)
+    np.cumsum(occ, axis=1, out=out[:, 1:])
+    return out

@@ -10,7 +10,9 @@ from miniapps.runtime.args import positive_int
 
 from . import model
 
-DEFAULT_STACK_SIZE = 30000   # DBCSR's default mm_stack_size for accelerators
+# Products per stack: large enough that a stack outweighs the per-stack costs (Python loop, op
+# scheduling: tens of microseconds) also at m = 5, small enough for double buffering to matter.
+DEFAULT_STACK_SIZE = 30000
 DEFAULT_STREAMS = 2
 
 
@@ -40,7 +42,7 @@ def add_arguments(parser):
     group.add_argument("--device-threads", type=positive_int, default=None, metavar="N",
                        help="device worker threads (offload; default: --threads)")
     group.add_argument("--stack-size", type=positive_int, default=DEFAULT_STACK_SIZE, metavar="N",
-                       help=f"products per stack (default {DEFAULT_STACK_SIZE}, DBCSR's mm_stack_size)")
+                       help=f"products per stack (as DBCSR's mm_stack_size; default {DEFAULT_STACK_SIZE})")
     group.add_argument("--variants", default=None, metavar="LIST",
                        help="comma-separated subset of " + ",".join(model.VARIANTS) + " (default: all "
                             "the path runs)")
@@ -79,12 +81,12 @@ def main(ctx):
     prec = "DP" if dtype == np.float64 else "SP"
     ctx.header(f"m={m} n={n} k={k} size={s} memory={problem.memory_bytes / 2 ** 20:.1f} MB ({prec})"
                + (f" per rank, {ctx.size} ranks" if ctx.size > 1 else ""))
-    started = [time.monotonic()]
+    current = {"since": time.monotonic(), "label": ""}
 
     def progress(i, total):
         # Only long runs report progress (the runtime itself limits it to one line per 2 s).
-        if i < total and time.monotonic() - started[0] > 2.0:
-            ctx.progress(i, total, "stack")
+        if i < total and time.monotonic() - current["since"] > 2.0:
+            ctx.progress(i, total, current["label"])
 
     device = None
     if a.path == "offload":
@@ -104,7 +106,7 @@ def main(ctx):
         for variant in variants:
             run = path.runner(variant)
             run(limit=2)                       # warm-up: kernels dispatched, device pages touched
-            started[0] = time.monotonic()
+            current.update(since=time.monotonic(), label=f"{model.LABELS[variant].split(' (')[0]}: stack")
             timing = ctx.timeit(run, warmup=0)
             check = ctx.validate(path.C, problem.reference, tol=tol)
             extra = {"model": a.model, "path": a.path, "m": m, "n": n, "k": k, "size": s, "group": u,

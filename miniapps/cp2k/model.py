@@ -176,7 +176,7 @@ class SampleProblem(Problem):
 
     def _compute_reference(self):
         C = np.zeros(self.c_size, dtype=np.float64)
-        return self.numpy_run(C, self.A.astype(np.float64), self.B.astype(np.float64))
+        return self.numpy_run(C, self.A.astype(np.float64, copy=False), self.B.astype(np.float64, copy=False))
 
 
 class DbcsrProblem(Problem):
@@ -185,7 +185,7 @@ class DbcsrProblem(Problem):
 
     def __init__(self, m, n, k, s, u, dtype, stack_size, seed):
         super().__init__(m, n, k, s, u, dtype, stack_size, seed)
-        self.gen = kernels.DbcsrStacks(s, u, m, n, k, seed=seed)
+        self.gen = kernels.DbcsrStacks(s, u, m, n, k, seed=seed, itemsize=self.dtype.itemsize)
         rng = np.random.default_rng(seed + 1)
         a_size, b_size, c_size = self.gen.sizes
         self.A = _random(rng, a_size, self.dtype)
@@ -223,7 +223,8 @@ class DbcsrProblem(Problem):
         g = self.gen
         return (f"model=dbcsr: {self.nstacks} stack{'s' if self.nstacks != 1 else ''} of <= {self.stack_size} "
                 f"products, {self.c_blocks_used} C blocks (~u={self.u} products each), A {g.a_blocks} and "
-                f"B {g.b_blocks} blocks of a {g.nrow}x{g.nk} by {g.nk}x{g.ncol} block grid")
+                f"B {g.b_blocks} blocks of a {g.nrow}x{g.nk} by {g.nk}x{g.ncol} block grid, visited in "
+                f"{g.tile}x{g.tile} C tiles and {g.nslices} k slice{'s' if g.nslices != 1 else ''}")
 
     def numpy_run(self, C, A=None, B=None, limit=None, progress=None):
         A = self.A if A is None else A
@@ -250,7 +251,7 @@ class DbcsrProblem(Problem):
 
     def _compute_reference(self):
         C = np.zeros(self.c_size, dtype=np.float64)
-        return self.numpy_run(C, self.A.astype(np.float64), self.B.astype(np.float64))
+        return self.numpy_run(C, self.A.astype(np.float64, copy=False), self.B.astype(np.float64, copy=False))
 
 
 def make_problem(model, m, n, k, s, u, dtype, stack_size, seed):
@@ -468,5 +469,10 @@ class OffloadPath(_Path):
         return ov
 
     def close(self):
+        """Wait for the streams; an error they still hold was raised already (or is being raised:
+        do not mask it with a second one)."""
         for st in self.streams:
-            st.synchronize()
+            try:
+                st.synchronize()
+            except acc.DeviceError:
+                pass

@@ -36,13 +36,14 @@ def add_arguments(parser):
 
 def main(ctx):
     from .schema import PrototxtError
+    from .solver import CheckpointError
     from .train import Trainer, find_weights
     a = ctx.args
     try:
         trainer = Trainer(a.topology, a.solver, comm=ctx.comm, threads=ctx.threads, out=ctx.print,
                           max_iter=a.max_iter, test_iter=a.test_iter, test_interval=a.test_interval,
                           display=a.display, checkpoint_dir=a.checkpoint_dir)
-    except (PrototxtError, FileNotFoundError) as exc:
+    except PrototxtError as exc:
         ctx.fail(str(exc))
     ctx.header(trainer.header())
     trainer.net.profile = a.profile
@@ -57,7 +58,7 @@ def main(ctx):
             result = trainer.test()
             timing = ctx.gather_timing(result["test_seconds"])
             flops = None
-    except (PrototxtError, FileNotFoundError) as exc:
+    except (PrototxtError, CheckpointError) as exc:
         ctx.fail(str(exc))
     if a.profile and ctx.rank == 0:
         iters = max(1, result.get("iterations", 1))

@@ -72,9 +72,9 @@ class _StoredImages(DataNode):
     """Samples decoded once into memory as uint8 (N, C, H, W); fill() normalises and blocks."""
 
     def transform(self, xf):
-        p = self.spec.data_param.image_xform_param
-        self.scale = float(p.scale)
-        means = list(p.mean_values)
+        """Per-channel mean and scale of image_xform_param ``xf`` (applied in fill())."""
+        self.scale = float(xf.scale)
+        means = list(xf.mean_values)
         require(len(means) in (0, 1, self.channels), self,
                 f"image_xform_param.mean_values: give 1 or {self.channels} values, got {len(means)}")
         self.mean = np.zeros(self.channels, np.float32)
@@ -104,7 +104,8 @@ class _StoredImages(DataNode):
 
 class ImageData(_StoredImages):
     """A list file of ``path label`` lines (paths relative to ``root_folder``, else to the list
-    file's folder), decoded with Pillow, resized to ``image_xform_param.height x width`` when given."""
+    file's folder), or a folder with one sub-folder of images per class (sorted names are the
+    labels); decoded with Pillow, resized to ``image_xform_param.height x width`` when given."""
     type_name = "ImageData"
 
     def setup(self, shapes):
@@ -120,19 +121,16 @@ class ImageData(_StoredImages):
         p = self.spec.data_param
         xf = p.image_xform_param
         listfile, field = self.source()
-        require(os.path.isfile(listfile), self, f"data_param.{field}: no such file {listfile!r}")
-        root = p.root_folder or os.path.dirname(os.path.abspath(listfile))
-        entries = []
-        with open(listfile, encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                parts = line.split()
-                if not parts:
-                    continue
-                require(len(parts) == 2 and parts[1].lstrip("-").isdigit(), self,
-                        f"{listfile}:{lineno}: expected 'path label', got {line.strip()!r}")
-                entries.append((parts[0], int(parts[1])))
-        require(entries, self, f"{listfile} lists no images")
+        if os.path.isdir(listfile):
+            root, entries = listfile, self._scan_folder(listfile)
+        else:
+            require(os.path.isfile(listfile), self, f"data_param.{field}: no such file or folder {listfile!r}")
+            root = p.root_folder or os.path.dirname(os.path.abspath(listfile))
+            entries = self._read_list(listfile)
+        require(entries, self, f"{listfile} holds no images")
         mode = "L" if xf.channels == 1 else "RGB"
+        if xf.channels not in (0, 1, 3):
+            raise self.error(f"image_xform_param.channels must be 1 or 3, got {xf.channels}")
         images = []
         size = (xf.width, xf.height) if xf.width and xf.height else None
         for rel, _ in entries:
@@ -154,6 +152,28 @@ class ImageData(_StoredImages):
         self.count = len(entries)
         self.channels, self.height, self.width = self.images.shape[1:]
         self.transform(xf)
+
+
+    IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".ppm", ".pgm")
+
+    def _read_list(self, listfile):
+        entries = []
+        with open(listfile, encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, 1):
+                parts = line.split()
+                if not parts:
+                    continue
+                require(len(parts) == 2 and parts[1].lstrip("-").isdigit(), self,
+                        f"{listfile}:{lineno}: expected 'path label', got {line.strip()!r}")
+                entries.append((parts[0], int(parts[1])))
+        return entries
+
+    def _scan_folder(self, folder):
+        """A folder with one sub-folder per class (sorted names are labels 0, 1, ...)."""
+        classes = sorted(d for d in os.listdir(folder) if os.path.isdir(os.path.join(folder, d)))
+        require(classes, self, f"{folder}: a source folder needs one sub-folder per class")
+        return [(os.path.join(c, f), label) for label, c in enumerate(classes)
+                for f in sorted(os.listdir(os.path.join(folder, c))) if f.lower().endswith(self.IMAGE_SUFFIXES)]
 
 
 class LMDBData(_StoredImages):

@@ -146,8 +146,11 @@ def _build_classes():
                 field.default_value = default
     pool = descriptor_pool.DescriptorPool()
     pool.Add(fdp)
-    return {name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{PACKAGE}.{name}"))
-            for name in _MESSAGES}
+    if hasattr(message_factory, "GetMessageClass"):  # protobuf >= 4.21
+        make = message_factory.GetMessageClass
+    else:
+        make = message_factory.MessageFactory(pool).GetPrototype
+    return {name: make(pool.FindMessageTypeByName(f"{PACKAGE}.{name}")) for name in _MESSAGES}
 
 
 CLASSES = _build_classes()

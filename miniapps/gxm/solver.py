@@ -28,6 +28,10 @@ from core import dnn
 from .schema import PrototxtError
 
 POLICIES = ("fixed", "step", "multistep", "poly", "inv", "exp")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that does not exist or does not belong to this net."""
 TYPES = ("SGD", "SGD_MC", "NESTEROV")
 
 
@@ -127,14 +131,16 @@ class Solver:
             directory = path or self.sp.checkpoint_dir
             latest = os.path.join(directory, "latest")
             if not os.path.isfile(latest):
-                raise FileNotFoundError(f"no checkpoint to resume from in {directory!r} (no 'latest' file)")
+                raise CheckpointError(f"no checkpoint in {directory!r} (no 'latest' file)")
             with open(latest, encoding="utf-8") as fh:
                 path = os.path.join(directory, fh.read().strip())
+        if not os.path.isfile(path):
+            raise CheckpointError(f"no checkpoint file {path!r}")
         with np.load(path) as ck:
             meta = json.loads(ck["meta"].tobytes().decode())
             if meta["params"] != self.net.param_names or meta["size"] != self.net.arena.size:
-                raise ValueError(f"checkpoint {path!r} was written for another net "
-                                 f"({meta['net']!r}, {len(meta['params'])} parameters)")
+                raise CheckpointError(f"checkpoint {path!r} was written for another net "
+                                      f"({meta['net']!r}, {len(meta['params'])} parameters)")
             self.net.arena[...] = ck["params"]
             self.history[...] = ck["history"]
             self.net.state_arena[...] = ck["state"]

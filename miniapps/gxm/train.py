@@ -16,7 +16,7 @@ import numpy as np
 from .graph import NetContext
 from .net import Net
 from .schema import PrototxtError, load_net, load_solver
-from .solver import Solver
+from .solver import CheckpointError, Solver
 
 BUCKET_FLOATS = 1 << 20  # 4 MB: Allreduce slices big enough to run at bandwidth
 
@@ -258,4 +258,4 @@ def find_weights(path, solver_param):
     latest = os.path.join(where, "latest")
     if os.path.isfile(latest):
         return where
-    raise FileNotFoundError(f"no weights to test: {where!r} is not a checkpoint file or a directory with one")
+    raise CheckpointError(f"no weights to test: {where!r} is not a checkpoint file or a directory with one")

@@ -4,7 +4,7 @@
   grad [m [n [k [size1 [size]]]]]                  gradient in reference coordinates
   rstr [m [n [k [mm [nn [kk [size1 [size]]]]]]]]   restriction/interpolation m x n x k -> mm x nn x kk
 
-Defaults m=8, k=m, n=k; rstr: mm=10 (also for 0), nn=mm, kk=mm. size1 is the working set (0: 2048 MB,
+Defaults (also for 0): m=8, k=m, n=k; rstr: mm=10, nn=mm, kk=mm. size1 is the working set (0: 2048 MB,
 >0: MB, <0: exactly |size1| elements), size the total work (0: one pass, >0: MB, <0: element updates).
 Per element, axhm and grad run tm1 = dx a (m x n*k x m), k GEMMs tm2_j = a_j dy (m x n x n) and
 tm3 = a dz (m*n x k x k), then a streaming update (axhm: c = h1 (g1 tm1 + g2 tm2 + g3 tm3) + h2 b a)
@@ -41,9 +41,9 @@ def parse_problem(op, sizes):
     if len(sizes) > limit:
         raise rt.UsageError(f"{op} takes at most {limit} numbers, got {len(sizes)}")
     arg = lambda i: sizes[i] if i < len(sizes) else None
-    m = arg(0) if arg(0) is not None else 8
-    k = arg(2) if arg(2) is not None else m
-    n = arg(1) if arg(1) is not None else k
+    m = arg(0) or 8
+    k = arg(2) or m
+    n = arg(1) or k
     p = {"op": op, "m": m, "n": n, "k": k, "mm": 0, "nn": 0, "kk": 0}
     if op == "rstr":
         mm = arg(3) or 10

@@ -16,6 +16,14 @@ VARIANTS = _nek_kernels.VARIANTS  # ("blas", "mxm", "dispatched", "specialized")
 DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
 
 
+def _input(a):
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"a must be a numpy array, got {type(a).__name__}")
+    if a.ndim != 4:
+        raise ValueError(f"a must be a 4-D array (elements, k, n, m), got {a.ndim}-D")
+    return a.shape
+
+
 def _variant_id(variant):
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
@@ -76,7 +84,7 @@ def _operator(name, x, shape, dtype):
 def _no_alias(outputs, inputs):
     for oname, o in outputs:
         for iname, i in inputs:
-            if o is not i and np.shares_memory(o, i):
+            if np.shares_memory(o, i):
                 raise ValueError(f"{oname} overlaps {iname}")
 
 
@@ -98,9 +106,7 @@ def axhm(a, b, g1, g2, g3, dx, dy, dz, c, h1=1.0, h2=1.0, *, variant="specialize
          repetitions=1, kernels=None, target=None):
     """Helmholtz operator of every element into ``c`` (see science.axhm_reference)."""
     vid = _variant_id(variant)
-    if not isinstance(a, np.ndarray) or a.ndim != 4:
-        raise ValueError("a must be a 4-D numpy array (elements, k, n, m)")
-    s, k, n, m = a.shape
+    s, k, n, m = _input(a)
     tail = (k, n, m)
     af = _field("a", a, tail)
     flat = [af] + [_field(nm, x, tail, a.dtype, s) for nm, x in (("b", b), ("g1", g1), ("g2", g2), ("g3", g3))]
@@ -122,9 +128,7 @@ def grad(a, dx, dy, dz, cx, cy, cz, *, variant="specialized", threads=None, repe
          target=None):
     """Derivatives of every element along x, y, z into ``cx``, ``cy``, ``cz``."""
     vid = _variant_id(variant)
-    if not isinstance(a, np.ndarray) or a.ndim != 4:
-        raise ValueError("a must be a 4-D numpy array (elements, k, n, m)")
-    s, k, n, m = a.shape
+    s, k, n, m = _input(a)
     tail = (k, n, m)
     af = _field("a", a, tail)
     outs = [_field(nm, x, tail, a.dtype, s, write=True) for nm, x in (("cx", cx), ("cy", cy), ("cz", cz))]
@@ -145,9 +149,7 @@ def grad(a, dx, dy, dz, cx, cy, cz, *, variant="specialized", threads=None, repe
 def rstr(a, dx, dy, dz, c, *, variant="specialized", threads=None, repetitions=1, kernels=None, target=None):
     """Every element interpolated to ``mm x nn x kk`` points into ``c`` (elements, kk, nn, mm)."""
     vid = _variant_id(variant)
-    if not isinstance(a, np.ndarray) or a.ndim != 4:
-        raise ValueError("a must be a 4-D numpy array (elements, k, n, m)")
-    s, k, n, m = a.shape
+    s, k, n, m = _input(a)
     af = _field("a", a, (k, n, m))
     dx, dy, dz = (np.asarray(x) for x in (dx, dy, dz))
     if dx.ndim != 2 or dy.ndim != 2 or dz.ndim != 2:

@@ -27,7 +27,8 @@
 #define VSTREAM(p, v) _mm_stream_pd((p), (v))
 #define VSET1(x) _mm_set1_pd(x)
 #define VMUL(a, b) _mm_mul_pd((a), (b))
-#define VADD(a, b) _mm_add_pd((a), (b))
+#define VFMA(a, b, c) _mm_add_pd(_mm_mul_pd((a), (b)), (c))
+#define SFMA(a, b, c) ((a) * (b) + (c))
 #include "nek_stream_tpl.h"
 #undef T
 #undef L
@@ -38,7 +39,8 @@
 #undef VSTREAM
 #undef VSET1
 #undef VMUL
-#undef VADD
+#undef VFMA
+#undef SFMA
 #define T float
 #define L 4
 #define V __m128
@@ -48,7 +50,8 @@
 #define VSTREAM(p, v) _mm_stream_ps((p), (v))
 #define VSET1(x) _mm_set1_ps(x)
 #define VMUL(a, b) _mm_mul_ps((a), (b))
-#define VADD(a, b) _mm_add_ps((a), (b))
+#define VFMA(a, b, c) _mm_add_ps(_mm_mul_ps((a), (b)), (c))
+#define SFMA(a, b, c) ((a) * (b) + (c))
 #include "nek_stream_tpl.h"
 #undef T
 #undef L
@@ -59,10 +62,12 @@
 #undef VSTREAM
 #undef VSET1
 #undef VMUL
-#undef VADD
+#undef VFMA
+#undef SFMA
 #else
 #define L 1
 #define ALIGN 8
+#define SFMA(a, b, c) ((a) * (b) + (c))
 #define T double
 #define SFX f64_generic
 #include "nek_stream_tpl.h"
@@ -75,6 +80,7 @@
 #undef SFX
 #undef L
 #undef ALIGN
+#undef SFMA
 #endif
 #undef TGT
 
@@ -90,7 +96,8 @@
 #define VSTREAM(p, v) _mm256_stream_pd((p), (v))
 #define VSET1(x) _mm256_set1_pd(x)
 #define VMUL(a, b) _mm256_mul_pd((a), (b))
-#define VADD(a, b) _mm256_add_pd((a), (b))
+#define VFMA(a, b, c) _mm256_fmadd_pd((a), (b), (c))
+#define SFMA(a, b, c) __builtin_fma((a), (b), (c))
 #include "nek_stream_tpl.h"
 #undef T
 #undef L
@@ -101,7 +108,8 @@
 #undef VSTREAM
 #undef VSET1
 #undef VMUL
-#undef VADD
+#undef VFMA
+#undef SFMA
 #define T float
 #define L 8
 #define V __m256
@@ -111,7 +119,8 @@
 #define VSTREAM(p, v) _mm256_stream_ps((p), (v))
 #define VSET1(x) _mm256_set1_ps(x)
 #define VMUL(a, b) _mm256_mul_ps((a), (b))
-#define VADD(a, b) _mm256_add_ps((a), (b))
+#define VFMA(a, b, c) _mm256_fmadd_ps((a), (b), (c))
+#define SFMA(a, b, c) __builtin_fmaf((a), (b), (c))
 #include "nek_stream_tpl.h"
 #undef T
 #undef L
@@ -122,7 +131,8 @@
 #undef VSTREAM
 #undef VSET1
 #undef VMUL
-#undef VADD
+#undef VFMA
+#undef SFMA
 #undef TGT
 
 /* ---------------- AVX-512 ---------------- */
@@ -136,7 +146,8 @@
 #define VSTREAM(p, v) _mm512_stream_pd((p), (v))
 #define VSET1(x) _mm512_set1_pd(x)
 #define VMUL(a, b) _mm512_mul_pd((a), (b))
-#define VADD(a, b) _mm512_add_pd((a), (b))
+#define VFMA(a, b, c) _mm512_fmadd_pd((a), (b), (c))
+#define SFMA(a, b, c) __builtin_fma((a), (b), (c))
 #include "nek_stream_tpl.h"
 #undef T
 #undef L
@@ -147,7 +158,8 @@
 #undef VSTREAM
 #undef VSET1
 #undef VMUL
-#undef VADD
+#undef VFMA
+#undef SFMA
 #define T float
 #define L 16
 #define V __m512
@@ -157,7 +169,8 @@
 #define VSTREAM(p, v) _mm512_stream_ps((p), (v))
 #define VSET1(x) _mm512_set1_ps(x)
 #define VMUL(a, b) _mm512_mul_ps((a), (b))
-#define VADD(a, b) _mm512_add_ps((a), (b))
+#define VFMA(a, b, c) _mm512_fmadd_ps((a), (b), (c))
+#define SFMA(a, b, c) __builtin_fmaf((a), (b), (c))
 #include "nek_stream_tpl.h"
 #undef T
 #undef L
@@ -168,7 +181,8 @@
 #undef VSTREAM
 #undef VSET1
 #undef VMUL
-#undef VADD
+#undef VFMA
+#undef SFMA
 #undef TGT
 #define NEK_PICK(name, sfx_generic, sfx_avx2, sfx_avx512) \
   { name##sfx_generic, name##sfx_avx2, name##sfx_avx512 }

@@ -1,14 +1,25 @@
 /* One ISA's instantiation of the NEK streaming kernels and mxm; included by nek_kernels.h once per
  * ISA and dtype after it defines the vector vocabulary:
  *   T, L (lanes), V, ALIGN (bytes a streaming store needs), TGT (target attribute), SFX (name suffix),
- *   VLOADU(p), VSTREAM(p, v), VSET1(x), VMUL(a, b), VADD(a, b).
+ *   VLOADU(p), VSTREAM(p, v), VSET1(x), VMUL(a, b), VFMA(a, b, c) (a*b+c), SFMA(a, b, c) (scalar).
  * L == 1 means "no vector code": plain loops (the compiler may still vectorise them).
+ *
+ * The update is written with explicit fused multiply-adds (or, without FMA hardware, separate
+ * multiplies and adds) in both the vector body and the scalar prologue/epilogue: the compiler's own
+ * contraction would otherwise round points differently depending on where c happens to be aligned.
  */
 #define NEK_CAT_(a, b) a##b
 #define NEK_CAT(a, b) NEK_CAT_(a, b)
 #define NEK_FN(name) NEK_CAT(name, SFX)
 
 /* Elements before `c` reaches an ALIGN-byte boundary, capped at len (the sample's scalar prologue). */
+/* One point of the Helmholtz update, rounded exactly as a vector lane is. */
+NEK_ALWAYS T NEK_FN(nek_helmholtz_point_)(T g1, T g2, T g3, T tm1, T tm2, T tm3, T a, T b, T h1, T h2)
+{
+  const T s = SFMA(g3, tm3, SFMA(g2, tm2, g1 * tm1));
+  return SFMA(h1, s, h2 * (b * a));
+}
+
 NEK_ALWAYS int64_t NEK_FN(nek_prologue_)(const T *c, int64_t len)
 {
   const int64_t mis = (int64_t)((uintptr_t)c % ALIGN);
@@ -24,16 +35,18 @@ TGT void NEK_FN(nek_stream_helmholtz_)(const T *g1, const T *g2, const T *g3, co
   int64_t i = 0;
 #if L > 1
   const int64_t pro = NEK_FN(nek_prologue_)(c, len);
-  for (; i < pro; ++i) c[i] = h1 * (g1[i] * tm1[i] + g2[i] * tm2[i] + g3[i] * tm3[i]) + h2 * (b[i] * a[i]);
+  for (; i < pro; ++i)
+    c[i] = NEK_FN(nek_helmholtz_point_)(g1[i], g2[i], g3[i], tm1[i], tm2[i], tm3[i], a[i], b[i], h1, h2);
   const V vh1 = VSET1(h1), vh2 = VSET1(h2);
   for (; i + L <= len; i += L) {
-    V s = VADD(VADD(VMUL(VLOADU(g1 + i), VLOADU(tm1 + i)), VMUL(VLOADU(g2 + i), VLOADU(tm2 + i))),
-               VMUL(VLOADU(g3 + i), VLOADU(tm3 + i)));
-    V u = VMUL(VLOADU(b + i), VLOADU(a + i));
-    VSTREAM(c + i, VADD(VMUL(vh1, s), VMUL(vh2, u)));
+    const V s = VFMA(VLOADU(g3 + i), VLOADU(tm3 + i),
+                     VFMA(VLOADU(g2 + i), VLOADU(tm2 + i), VMUL(VLOADU(g1 + i), VLOADU(tm1 + i))));
+    const V u = VMUL(vh2, VMUL(VLOADU(b + i), VLOADU(a + i)));
+    VSTREAM(c + i, VFMA(vh1, s, u));
   }
 #endif
-  for (; i < len; ++i) c[i] = h1 * (g1[i] * tm1[i] + g2[i] * tm2[i] + g3[i] * tm3[i]) + h2 * (b[i] * a[i]);
+  for (; i < len; ++i)
+    c[i] = NEK_FN(nek_helmholtz_point_)(g1[i], g2[i], g3[i], tm1[i], tm2[i], tm3[i], a[i], b[i], h1, h2);
 }
 
 /* c = a, streamed past the caches. */

@@ -170,7 +170,7 @@ def make_field(first, count, m, n, k, dtype, sign=1.0):
     out[...] = ramp(m, n, k, dtype)
     out *= element_scale(first, count, dtype)[:, None, None, None]
     if sign != 1.0:
-        out *= dtype.type(sign) if hasattr(dtype, "type") else np.dtype(dtype).type(sign)
+        out *= np.dtype(dtype).type(sign)
     return out
 
 

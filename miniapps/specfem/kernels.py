@@ -11,7 +11,7 @@ import core.cpu
 import core.smm
 
 from . import _specfem_kernels
-from .mesh import NGLL3, gll_operators, inverse_table
+from .mesh import NGLL3, gll_operators, interleaved_table, inverse_table
 
 VARIANTS = _specfem_kernels.VARIANTS
 SMM_VARIANTS = _specfem_kernels.SMM_VARIANTS
@@ -85,12 +85,16 @@ class Stiffness:
         self.isa = core.cpu.target_id() if target is None else core.cpu.isa_id(target)
         self.target = core.cpu.ISA_NAMES[self.isa]
         self.inv_start, self.inv_table = inverse_table(self.ibool, self.nglob)
+        group = _specfem_kernels.GROUP
+        self.inv_table_g = interleaved_table(self.inv_table, group)
         self.sum_terms = np.zeros((nspec, 3, NGLL3), dtype=F32)
+        self.sum_terms_g = np.zeros(-(-nspec // group) * group * 3 * NGLL3, dtype=F32)
         self.kernels = smm_kernels(None if target is None else target)
         self.static_available = all(self.kernels[n].specialized and self.kernels[n + "p"].specialized for n in SHAPES)
         o = self.ops
         self._loops = _specfem_kernels.StiffnessLoops(
-            self.ibool, self.sum_terms, self.inv_start, self.inv_table, self.geom, self.material,
+            self.ibool, self.sum_terms, self.sum_terms_g, self.inv_start, self.inv_table, self.inv_table_g,
+            self.geom, self.material,
             self.gravity, o["hprime"], o["hprimeT"], o["hprimewgll"], o["hprimewgllT"], o["wgll_yz"],
             o["wgll_xz"], o["wgll_xy"], o["wgll_cube"], self.kernels)
 

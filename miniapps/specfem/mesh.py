@@ -155,14 +155,27 @@ def local_part(mesh, first, count):
 
 def inverse_table(ibool, nglob):
     """For race-free assembly: ``(start, table)`` with the contributions of node g at
-    ``table[start[g]:start[g+1]]``, each an offset ``e * 375 + p`` into sum_terms (nspec x 3 x 125)."""
+    ``table[start[g]:start[g+1]]``, each an offset ``e * 375 + p`` into sum_terms (nspec x 3 x 125).
+    int32 (half the index traffic of the assembly); ValueError when the offsets would not fit."""
+    nspec = ibool.shape[0]
+    if nspec * 3 * NGLL3 + 3 * NGLL3 * 16 >= 2 ** 31:
+        raise ValueError(f"{nspec} elements are too many for one rank's int32 assembly tables; "
+                         "split the mesh over more MPI ranks")
     flat = ibool.ravel().astype(np.int64)
     order = np.argsort(flat, kind="stable")
     counts = np.bincount(flat, minlength=nglob)
-    start = np.zeros(nglob + 1, dtype=np.int64)
+    start = np.zeros(nglob + 1, dtype=np.int32)
     np.cumsum(counts, out=start[1:])
     e, p = np.divmod(order, NGLL3)
-    return start, (e * 3 * NGLL3 + p).astype(np.int64)
+    return start, (e * 3 * NGLL3 + p).astype(np.int32)
+
+
+def interleaved_table(table, group):
+    """``table``'s offsets in the interleaved layout (groups x 3 x 125 x group; element e in lane
+    e % group of group e // group)."""
+    e, p = np.divmod(table.astype(np.int64), 3 * NGLL3)
+    g, lane = np.divmod(e, group)
+    return (g * 3 * NGLL3 * group + p * group + lane).astype(np.int32)
 
 
 def split_elements(total, size, rank):

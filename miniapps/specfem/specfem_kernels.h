@@ -13,18 +13,26 @@
 #define SPF_N3 125
 #define SPF_NGEOM 10 /* xix xiy xiz etax etay etaz gammax gammay gammaz jacobian */
 #define SPF_NGRAV 9  /* rho*g (x y z), then H: xx yy zz xy xz yz */
+#define SPF_ASSEMBLY_AHEAD 64 /* table entries between a prefetch and its use in the assembly */
+#define SPF_G 16     /* elements per group of the interleaved variant: 16 float lanes (one AVX-512 vector) */
+#define SPF_NPE (SPF_NGEOM + 2 + SPF_NGRAV)
+/* Floats of per-thread scratch one group needs: u, per-element constants, d, n, rho_s_H. */
+#define SPF_GROUP_SCRATCH ((3 + 9 + 9 + 3) * SPF_N3 * SPF_G + SPF_NPE * SPF_G)
 /* Offset of derivative (component c, direction dir) in a 9 x 125 scratch block. */
 #define SPF_T(c, dir) ((3 * (c) + (dir)) * SPF_N3)
 
 enum spf_variant { SPF_DEVILLE = 0, SPF_UNROLLED, SPF_DISPATCHED, SPF_PREFETCH, SPF_STATIC, SPF_NVARIANTS };
 
 typedef struct spf_model {
+  int64_t nspec;
   const int32_t *ibool;    /* nspec x 125: local node of each GLL point */
   const float *displ;      /* nglob x 3 */
   float *sum_terms;        /* nspec x 3 x 125: each element's contributions, component after component */
+  float *sum_terms_g;      /* groups x 3 x 125 x SPF_G: the same, interleaved (that variant only) */
   float *accel;            /* nglob x 3 */
-  const int64_t *inv_start;/* nglob + 1: contributions of node g are inv_table[inv_start[g] .. inv_start[g+1]) */
-  const int64_t *inv_table;/* offsets into sum_terms (x component; y, z follow at +125, +250) */
+  const int32_t *inv_start;/* nglob + 1: contributions of node g are inv_table[inv_start[g] .. inv_start[g+1]) */
+  const int32_t *inv_table;/* offsets into sum_terms (x component; y, z follow at +125, +250) */
+  const int32_t *inv_table_g; /* the same into sum_terms_g (y, z at +125 SPF_G, +250 SPF_G) */
   const float *geom;       /* nspec x SPF_NGEOM */
   const float *material;   /* nspec x 2: kappa, mu */
   const float *gravity;    /* nspec x SPF_NGRAV */
@@ -41,7 +49,8 @@ typedef struct spf_kernels {
 } spf_kernels;
 
 typedef void (*spf_element_fn)(const spf_model *, const spf_kernels *, int64_t);
-typedef void (*spf_assemble_fn)(const spf_model *, int64_t, int64_t);
+typedef void (*spf_assemble_fn)(const spf_model *, const int32_t *, const float *, int64_t, int64_t, int64_t);
+typedef void (*spf_group_fn)(const spf_model *, int64_t, float *);
 
 /* The prefetch calls name outputs that are not written yet (their addresses are only prefetched). */
 #pragma GCC diagnostic push
@@ -76,5 +85,6 @@ static const spf_element_fn spf_element[SPF_NVARIANTS][SMM_ISA_COUNT] = {
   SPF_ISAS(spf_element_prefetch_), SPF_ISAS(spf_element_static_),
 };
 static const spf_assemble_fn spf_assemble[SMM_ISA_COUNT] = SPF_ISAS(spf_assemble_);
+static const spf_group_fn spf_group[SMM_ISA_COUNT] = SPF_ISAS(spf_group_);
 
 #endif

@@ -148,20 +148,22 @@ def main(ctx):
     timing = ctx.gather_timing(seconds / runs if per_run else seconds, repeat=runs, per_repeat=per_run)
 
     check = _validate(ctx, inbuf, outbuf, table, kind, pristine) if ctx.check else None
-    extra = {"kind": kind, "m": m, "n": n, "ldi": ldi, "ldo": ldo, "nruns": a.nruns, "lbound": a.lbound,
-             "kernel": p["kernel"], "tile_m": p["tile_m"], "tile_n": p["tile_n"], "tile_source": src,
-             "streaming": p["streaming"], "bytes_factor": factor}
-    ctx.report("transpose", timing, nbytes=nbytes / runs if per_run else nbytes,
-               calls=1 if per_run else runs, check=check, extra=extra, label="core.transpose")
+    ref = None
     if ctx.check:
         ref_seconds = _numpy_seconds(inbuf, outbuf, shapes, kind, random)
         if inplace:
             inbuf[:] = pristine
         ref = ctx.gather_timing(ref_seconds / runs if per_run else ref_seconds, repeat=runs, per_repeat=per_run)
-        ctx.report("numpy", ref, nbytes=nbytes / runs if per_run else nbytes, calls=1 if per_run else runs,
-                   extra=extra, label="numpy (reference)")
-        ctx.print(f"\treference: {timing.max / ref.max:.2f}x" if ref.max > 0 else "\treference: -")
-
+    extra = {"kind": kind, "m": m, "n": n, "ldi": ldi, "ldo": ldo, "nruns": a.nruns, "lbound": a.lbound,
+             "kernel": p["kernel"], "tile_m": p["tile_m"], "tile_n": p["tile_n"], "tile_source": src,
+             "streaming": p["streaming"], "bytes_factor": factor,
+             "reference_ratio": timing.max / ref.max if ref is not None and ref.max > 0 else None}
+    work = {"nbytes": nbytes / runs if per_run else nbytes, "calls": 1 if per_run else runs}
+    ctx.report("transpose", timing, check=check, extra=extra, label="core.transpose", **work)
+    if ref is not None:
+        ctx.report("numpy", ref, extra=extra, label="numpy (reference)", **work)
+        ratio = extra["reference_ratio"]
+        ctx.print(f"\treference: {ratio:.2f}x" if ratio is not None else "\treference: -")
 
 if __name__ == "__main__":
     rt.run("transpose", main, add_arguments, doc=__doc__)

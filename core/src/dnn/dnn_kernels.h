@@ -16,6 +16,10 @@ typedef struct dnn_pool_geom {
 typedef void (*dnn_maxpool_fn)(const dnn_pool_geom *g, const float *x, float *y, int32_t *argmax);
 typedef void (*dnn_avgpool_fn)(const dnn_pool_geom *g, const float *x, float *y);
 
+/* ReLU on n contiguous floats: g == NULL: y = x > 0 ? x : slope*x; else y = x > 0 ? g : slope*g. */
+typedef void (*dnn_relu_fn)(const float *x, const float *g, float *y, int64_t n, float slope);
+dnn_relu_fn dnn_relu_get(int isa);
+
 dnn_maxpool_fn dnn_maxpool_get(int isa);
 dnn_avgpool_fn dnn_avgpool_get(int isa);
 

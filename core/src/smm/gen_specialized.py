@@ -9,7 +9,7 @@ import os
 import re
 import sys
 
-DEFAULT_MNK = "4, 5 25, 8, 13, 16, 23, 32, 8x64x8, 64x8x8, 10x64x8, 10x10x8, 100x10x8"
+DEFAULT_MNK = "4, 5 25, 8, 13, 16, 23, 32, 64, 8x64x8, 64x8x8, 10x64x8, 10x10x8, 100x10x8"
 # Keep in step with TILES in smm_registry.c (same order: ties go to the earlier tile).
 TILES = {"avx2": [(3, 4), (2, 6), (1, 8)], "avx512": [(4, 6), (3, 8), (2, 12), (1, 16)]}
 VEC_BYTES = {"avx2": 32, "avx512": 64}

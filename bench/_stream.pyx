@@ -1,0 +1,82 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""STREAM triad for bench/smm.py: the memory bandwidth the streamed GEMM cases are held against.
+
+Written here (not numpy) so that it runs on the same OpenMP runtime and thread count as core.smm,
+in one pass, with ordinary (write-allocate) stores like the GEMM kernels' C updates.
+"""
+from cython.parallel cimport prange
+
+import numpy as np
+
+
+def fill(double[::1] x, double value, int threads):
+    """x[:] = value, each thread touching the part it later streams (first touch, static schedule)."""
+    cdef Py_ssize_t i, n = x.shape[0]
+    with nogil:
+        for i in prange(n, num_threads=threads, schedule="static"):
+            x[i] = value + 1e-9 * (i & 1023)
+
+
+def triad(double[::1] a, const double[::1] b, const double[::1] c, double scalar, int threads):
+    """a[i] = b[i] + scalar * c[i] over the arrays, split statically over `threads` OpenMP threads."""
+    cdef Py_ssize_t i, n = a.shape[0]
+    if b.shape[0] != n or c.shape[0] != n:
+        raise ValueError("triad: a, b and c must have the same length")
+    with nogil:
+        for i in prange(n, num_threads=threads, schedule="static"):
+            a[i] = b[i] + scalar * c[i]
+
+
+cdef extern from *:
+    """
+    #if defined(__x86_64__)
+    #include <immintrin.h>
+    /* 12 independent FMA chains (latency 4 x 2 pipes needs >= 8) of 4 doubles: the FMA peak. */
+    __attribute__((target("avx2,fma"))) static double bench_fma_chains(long iters)
+    {
+      const __m256d x = _mm256_set1_pd(0.999999), y = _mm256_set1_pd(1e-6);
+      __m256d a0 = _mm256_set1_pd(0.1), a1 = _mm256_set1_pd(0.2), a2 = _mm256_set1_pd(0.3),
+              a3 = _mm256_set1_pd(0.4), a4 = _mm256_set1_pd(0.5), a5 = _mm256_set1_pd(0.6),
+              a6 = _mm256_set1_pd(0.7), a7 = _mm256_set1_pd(0.8), a8 = _mm256_set1_pd(0.9),
+              a9 = _mm256_set1_pd(1.1), a10 = _mm256_set1_pd(1.2), a11 = _mm256_set1_pd(1.3);
+      for (long i = 0; i < iters; ++i) {
+        a0 = _mm256_fmadd_pd(a0, x, y); a1 = _mm256_fmadd_pd(a1, x, y); a2 = _mm256_fmadd_pd(a2, x, y);
+        a3 = _mm256_fmadd_pd(a3, x, y); a4 = _mm256_fmadd_pd(a4, x, y); a5 = _mm256_fmadd_pd(a5, x, y);
+        a6 = _mm256_fmadd_pd(a6, x, y); a7 = _mm256_fmadd_pd(a7, x, y); a8 = _mm256_fmadd_pd(a8, x, y);
+        a9 = _mm256_fmadd_pd(a9, x, y); a10 = _mm256_fmadd_pd(a10, x, y); a11 = _mm256_fmadd_pd(a11, x, y);
+      }
+      __m256d s = _mm256_add_pd(_mm256_add_pd(_mm256_add_pd(a0, a1), _mm256_add_pd(a2, a3)),
+                                _mm256_add_pd(_mm256_add_pd(a4, a5), _mm256_add_pd(a6, a7)));
+      s = _mm256_add_pd(s, _mm256_add_pd(_mm256_add_pd(a8, a9), _mm256_add_pd(a10, a11)));
+      double out[4];
+      _mm256_storeu_pd(out, s);
+      return out[0] + out[1] + out[2] + out[3];
+    }
+    static int bench_has_fma(void)
+    {
+      __builtin_cpu_init();
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    }
+    #else
+    static double bench_fma_chains(long iters) { (void)iters; return 0.0; }
+    static int bench_has_fma(void) { return 0; }
+    #endif
+    """
+    double bench_fma_chains(long iters) nogil
+    int bench_has_fma() nogil
+
+# Flops per iteration of bench_fma_chains: 12 chains x 4 lanes x (multiply + add).
+FMA_FLOPS_PER_ITER = 96
+
+
+def fma_chains(long iters, int threads):
+    """Runs the FMA chains `iters` times on each of `threads` OpenMP threads (nogil); returns a
+    checksum (so the loop is not optimised away). Returns None when the CPU lacks AVX2+FMA."""
+    if not bench_has_fma():
+        return None
+    cdef double total = 0.0
+    cdef int t
+    with nogil:
+        for t in prange(threads, num_threads=threads, schedule="static", chunksize=1):
+            total += bench_fma_chains(iters)
+    return total

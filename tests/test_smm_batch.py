@@ -1,0 +1,439 @@
+"""core.smm.gemm_batch against numpy, both forms, every ISA path this CPU runs, float64/float32,
+1 and 2 threads (2 threads must give exactly what 1 thread gives), batch sizes 0, 1 and many.
+
+Strided form: C- and F-ordered stacks, padded matrices and entries, A or B with batch stride 0
+or 2-D (one matrix for all). Index form: int32/int64 index arrays, index_base 0/1, omitted index
+arrays, many entries hitting few C blocks in unsorted order (the race test, repeated), C blocks
+that are tiles of a bigger matrix, beta != 1 on repeated C (must equal the sequential result).
+
+Integer-valued operands make every sum exact whatever the summation order, so results can be
+compared bit for bit with a sequential reference and across thread counts."""
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from core import cpu
+from core import smm
+
+SEED = 20261126
+TARGETS = [pytest.param(t, marks=pytest.mark.skipif(t not in cpu.available_targets(),
+                                                    reason=f"this CPU does not run the {t} path"))
+           for t in cpu.ISA_NAMES]
+DTYPES = [pytest.param(np.float64, id="f64"), pytest.param(np.float32, id="f32")]
+INDEX_DTYPES = [pytest.param(np.int32, id="i32"), pytest.param(np.int64, id="i64")]
+TOL = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-5}
+ALPHAS = (0.0, 1.0, -1.0, 2.5)
+BETAS = (0.0, 1.0, -0.5)
+ALPHA_BETA = list(itertools.product(ALPHAS, BETAS))
+TRANS = list(itertools.product((False, True), repeat=2))
+# Enough entries that gemm_batch gives them 2 threads (the library runs < 32 entries on one).
+MANY = 97
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(SEED)
+
+
+def values(rng, shape, dtype, integer):
+    if integer:
+        return rng.integers(-3, 4, size=shape).astype(dtype)
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def op_shape(rows, cols, trans):
+    return (cols, rows) if trans else (rows, cols)
+
+
+def assert_close(got, ref, scale, dtype, what):
+    tol = TOL[np.dtype(dtype)]
+    err = np.abs(got.astype(np.float64) - ref)
+    bad = ~(err <= tol * scale + np.finfo(dtype).tiny)
+    if bad.any():
+        pos = tuple(np.argwhere(bad)[0])
+        pytest.fail(f"{what}: {int(bad.sum())} of {bad.size} elements off, first at {pos}: "
+                    f"got {got[pos]!r}, expected {ref[pos]!r}")
+
+
+# ----------------------------------------------------------------------------- strided form
+
+def make_stack(rng, nb, shape, dtype, layout, integer=False):
+    """A stack of nb matrices of `shape` laid out as:
+    'C'       (nb, rows, cols) C order;         'F'      each matrix Fortran-ordered;
+    'Cpad'    padded rows and entries, C;      'Fpad'   padded columns and entries, Fortran;
+    'every2'  every second entry of a bigger stack (batch stride 2 matrices);
+    'bcast'   one matrix, batch stride 0 (np.broadcast_to);   '2d'  one 2-D matrix for all."""
+    rows, cols = shape
+    if layout == "C":
+        return values(rng, (nb, rows, cols), dtype, integer)
+    if layout == "F":
+        return values(rng, (nb, cols, rows), dtype, integer).transpose(0, 2, 1)
+    if layout == "Cpad":
+        return values(rng, (nb, rows + 1, cols + 3), dtype, integer)[:, :rows, 1:cols + 1]
+    if layout == "Fpad":
+        return values(rng, (nb, cols + 2, rows + 3), dtype, integer).transpose(0, 2, 1)[:, 2:rows + 2, :cols]
+    if layout == "every2":
+        return values(rng, (2 * nb, rows, cols), dtype, integer)[::2]
+    if layout == "bcast":
+        return np.broadcast_to(values(rng, (rows, cols), dtype, integer), (nb, rows, cols))
+    if layout == "2d":
+        return values(rng, (rows, cols), dtype, integer)
+    raise AssertionError(layout)
+
+
+def strided_reference(a, b, c, alpha, beta, ta, tb):
+    opa = np.swapaxes(a, -1, -2) if ta else a
+    opb = np.swapaxes(b, -1, -2) if tb else b
+    opa, opb, c64 = opa.astype(np.float64), opb.astype(np.float64), c.astype(np.float64)
+    ref = alpha * np.matmul(opa, opb) + beta * c64
+    scale = abs(alpha) * np.matmul(np.abs(opa), np.abs(opb)) + abs(beta) * np.abs(c64)
+    return np.broadcast_to(ref, c.shape), np.broadcast_to(scale, c.shape)
+
+
+def run_strided_case(rng, target, dtype, m, n, k, nb, ta, tb, alpha, beta, la, lb, lc, threads,
+                     integer=False, prefetch="auto"):
+    a = make_stack(rng, nb, op_shape(m, k, ta), dtype, la, integer)
+    b = make_stack(rng, nb, op_shape(k, n, tb), dtype, lb, integer)
+    c = make_stack(rng, nb, (m, n), dtype, lc, integer)
+    owner = c.base if c.base is not None else c
+    c_before, owner_before = c.copy(), owner.copy()
+    ref, scale = strided_reference(a, b, c, alpha, beta, ta, tb)
+    out = smm.gemm_batch(a, b, c, alpha, beta, trans_a=ta, trans_b=tb, threads=threads, target=target,
+                         prefetch=prefetch)
+    assert out is c
+    what = (f"strided {target} {np.dtype(dtype).name} {m}x{n}x{k} batch={nb} ta={ta} tb={tb} a={la} b={lb} "
+            f"c={lc} alpha={alpha} beta={beta} threads={threads}")
+    assert_close(c, ref, scale, dtype, what)
+    # Nothing outside the C matrices changed: put the originals back and compare the owner.
+    c[...] = c_before
+    assert np.array_equal(owner, owner_before), f"{what}: wrote outside the C matrices"
+
+
+AB_LAYOUTS = ["C", "F", "Fpad", "every2", "bcast", "2d"]
+C_LAYOUTS = ["C", "F", "Cpad", "every2"]
+STRIDED_SHAPES = [(5, 5, 5), (23, 23, 23), (7, 3, 11), (1, 9, 4), (17, 16, 2), (5, 25, 5)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("target", TARGETS)
+def test_strided_matches_numpy(target, dtype, rng):
+    cases = itertools.product(AB_LAYOUTS, AB_LAYOUTS, C_LAYOUTS, TRANS)
+    for i, (la, lb, lc, (ta, tb)) in enumerate(cases):
+        m, n, k = STRIDED_SHAPES[i % len(STRIDED_SHAPES)]
+        alpha, beta = ALPHA_BETA[i % len(ALPHA_BETA)]
+        nb = (0, 1, 2, 9)[i % 4]
+        run_strided_case(rng, target, dtype, m, n, k, nb, ta, tb, alpha, beta, la, lb, lc, threads=1)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("target", TARGETS)
+def test_strided_two_threads_equal_one(target, dtype, rng):
+    """Bit-identical results with 1 and 2 threads; repeated to catch a partition that drops or
+    doubles entries only now and then."""
+    layouts = [("C", "C", "C"), ("F", "bcast", "F"), ("2d", "every2", "Cpad"), ("Fpad", "F", "every2")]
+    for i, ((m, n, k), (ta, tb)) in enumerate(itertools.product(STRIDED_SHAPES, TRANS)):
+        alpha, beta = ALPHA_BETA[i % len(ALPHA_BETA)]
+        la, lb, lc = layouts[i % len(layouts)]
+        nb = MANY + i % 7
+        a = make_stack(rng, nb, op_shape(m, k, ta), dtype, la)
+        b = make_stack(rng, nb, op_shape(k, n, tb), dtype, lb)
+        c0 = make_stack(rng, nb, (m, n), dtype, lc)
+        ref, scale = strided_reference(a, b, c0, alpha, beta, ta, tb)
+        one = c0.copy()
+        smm.gemm_batch(a, b, one, alpha, beta, trans_a=ta, trans_b=tb, threads=1, target=target)
+        assert_close(one, ref, scale, dtype, f"strided 1 thread {m}x{n}x{k} {la}/{lb}/{lc}")
+        two = c0.copy()
+        smm.gemm_batch(a, b, two, alpha, beta, trans_a=ta, trans_b=tb, threads=2, target=target)
+        assert np.array_equal(one, two), f"2 threads differ from 1: {m}x{n}x{k} ta={ta} tb={tb} {la}/{lb}/{lc}"
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_strided_prefetch_does_not_change_results(target, rng):
+    for (m, n, k), threads in itertools.product([(5, 5, 5), (13, 7, 9), (23, 23, 23)], (1, 2)):
+        a = make_stack(rng, MANY, (m, k), np.float64, "C")
+        b = make_stack(rng, MANY, (k, n), np.float64, "F")
+        c0 = make_stack(rng, MANY, (m, n), np.float64, "C")
+        c1, c2 = c0.copy(), c0.copy()
+        smm.gemm_batch(a, b, c1, 2.5, -0.5, threads=threads, target=target, prefetch="none")
+        smm.gemm_batch(a, b, c2, 2.5, -0.5, threads=threads, target=target, prefetch="auto")
+        assert np.array_equal(c1, c2)
+
+
+@settings(max_examples=100, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(m=st.integers(1, 40), n=st.integers(1, 40), k=st.integers(1, 40), nb=st.integers(0, 80),
+       trans=st.sampled_from(TRANS), ab=st.sampled_from(ALPHA_BETA),
+       layouts=st.tuples(st.sampled_from(AB_LAYOUTS), st.sampled_from(AB_LAYOUTS), st.sampled_from(C_LAYOUTS)),
+       target=st.sampled_from(list(cpu.available_targets())), threads=st.sampled_from([1, 2]),
+       dtype=st.sampled_from([np.float64, np.float32]), seed=st.integers(0, 2**32 - 1))
+def test_strided_property(m, n, k, nb, trans, ab, layouts, target, threads, dtype, seed):
+    run_strided_case(np.random.default_rng(seed), target, dtype, m, n, k, nb, *trans, *ab, *layouts, threads)
+
+
+# ----------------------------------------------------------------------------- index form
+
+def block(buf, off, rows, cols, ld):
+    """The column-major rows x cols block at element `off` of a flat buffer (a view)."""
+    return np.ndarray((rows, cols), buf.dtype, buf, off * buf.itemsize, (buf.itemsize, ld * buf.itemsize))
+
+
+class IndexProblem:
+    """Flat buffers and index arrays of an index-form batch, and its sequential reference."""
+
+    def __init__(self, rng, dtype, m, n, k, nb, *, nc, ta=False, tb=False, pads=(0, 0, 0), integer=True,
+                 c_layout="blocks", order="random"):
+        self.m, self.n, self.k, self.ta, self.tb = m, n, k, ta, tb
+        self.ra, self.ca = op_shape(m, k, ta)
+        self.rb, self.cb = op_shape(k, n, tb)
+        self.lda, self.ldb = self.ra + pads[0], self.rb + pads[1]
+        foot_a = self.lda * (self.ca - 1) + self.ra
+        foot_b = self.ldb * (self.cb - 1) + self.rb
+        # A and B blocks at arbitrary (overlapping, unaligned) offsets of their buffers.
+        self.a = values(rng, foot_a + 3 * nb + 5, dtype, integer)
+        self.b = values(rng, foot_b + 2 * nb + 3, dtype, integer)
+        self.a_off = rng.integers(0, self.a.size - foot_a + 1, nb)
+        self.b_off = rng.integers(0, self.b.size - foot_b + 1, nb)
+        if c_layout == "blocks":   # nc separate blocks with gaps between them
+            self.ldc = m + pads[2]
+            foot_c = self.ldc * (n - 1) + m
+            starts = np.cumsum([0] + [foot_c + int(g) for g in rng.integers(0, 4, nc - 1)])
+            csize = int(starts[-1]) + foot_c + 2
+        else:                      # tiles of one column-major matrix: interleaved, never overlapping
+            rows_t = max(1, int(np.sqrt(nc)))
+            cols_t = -(-nc // rows_t)
+            self.ldc = rows_t * m + pads[2]
+            starts = np.array([i * m + j * n * self.ldc for j in range(cols_t) for i in range(rows_t)][:nc])
+            csize = self.ldc * n * cols_t
+        self.c = values(rng, csize, dtype, integer)
+        pick = rng.integers(0, nc, nb)
+        if order == "sorted":
+            pick = np.sort(pick)
+        elif order == "distinct":
+            pick = rng.permutation(nc)[:nb]
+        elif order == "grouped":   # runs of equal C, runs in random order (a DBCSR-like stack)
+            pick = np.repeat(rng.permutation(nc), -(-nb // nc))[:nb]
+        self.c_off = starts[pick]
+
+    def indices(self, idx_dtype, base, omit=()):
+        out = {}
+        for name, off in (("a_index", self.a_off), ("b_index", self.b_off), ("c_index", self.c_off)):
+            out[name] = None if name[0] in omit else (off + base).astype(idx_dtype)
+        return out
+
+    def offsets(self, omit=()):
+        nb = self.c_off.size
+        return [np.zeros(nb, np.int64) if name in omit else off
+                for name, off in (("a", self.a_off), ("b", self.b_off), ("c", self.c_off))]
+
+    def reference(self, alpha, beta, omit=()):
+        """Entries applied one after another in batch order, in float64; and the error scale."""
+        c = self.c.astype(np.float64)
+        scale = np.abs(c)
+        a64, b64 = self.a.astype(np.float64), self.b.astype(np.float64)
+        for oa, ob, oc in zip(*self.offsets(omit)):
+            opa = block(a64, oa, self.ra, self.ca, self.lda)
+            opb = block(b64, ob, self.rb, self.cb, self.ldb)
+            opa, opb = (opa.T if self.ta else opa), (opb.T if self.tb else opb)
+            cb = block(c, oc, self.m, self.n, self.ldc)
+            sb = block(scale, oc, self.m, self.n, self.ldc)
+            cb[...] = alpha * (opa @ opb) + beta * cb
+            sb[...] = abs(alpha) * (np.abs(opa) @ np.abs(opb)) + abs(beta) * sb
+        return c, scale
+
+    def covered(self):
+        """Mask of the C buffer's elements that belong to some entry's C block."""
+        mask = np.zeros(self.c.size, bool)
+        for oc in np.unique(self.c_off):
+            block(mask, oc, self.m, self.n, self.ldc)[...] = True
+        return mask
+
+    def run(self, alpha, beta, idx_dtype=np.int64, base=0, omit=(), threads=1, target=None, c=None, **kw):
+        c = self.c.copy() if c is None else c
+        idx = self.indices(idx_dtype, base, omit)
+        batch = self.c_off.size if len(omit) == 3 else None
+        out = smm.gemm_batch(self.a, self.b, c, alpha, beta, **idx, index_base=base, m=self.m, n=self.n,
+                             k=self.k, lda=self.lda, ldb=self.ldb, ldc=self.ldc, trans_a=self.ta, trans_b=self.tb,
+                             batch=batch, threads=threads, target=target, **kw)
+        assert out is c
+        return c
+
+
+def check_index(problem, got, alpha, beta, omit, dtype, exact, what):
+    ref, scale = problem.reference(alpha, beta, omit)
+    if exact:
+        bad = np.nonzero(got.astype(np.float64) != ref)[0]
+        assert bad.size == 0, (f"{what}: {bad.size} elements differ from the sequential result, first at "
+                               f"{bad[0]}: got {got[bad[0]]!r}, expected {ref[bad[0]]!r}")
+    else:
+        assert_close(got, ref, scale, dtype, what)
+
+
+def exact_for(dtype, alpha, beta, integer):
+    """Integer data is exact in any summation order, except for repeated scaling by beta=-0.5
+    (fraction bits pile up) in float32."""
+    return integer and (beta in (0.0, 1.0) or np.dtype(dtype) == np.float64)
+
+
+SCENARIOS = {
+    # name: (m, n, k, nb, nc, pads, c_layout, order)
+    "distinct": (5, 5, 5, MANY, 2 * MANY, (0, 0, 0), "blocks", "distinct"),
+    "repeats": (5, 5, 5, MANY, 2 * MANY, (0, 0, 0), "blocks", "random"),
+    "few_c_unsorted": (7, 3, 11, 3 * MANY, 3, (0, 0, 0), "blocks", "random"),
+    "few_c_sorted": (13, 13, 13, 2 * MANY, 4, (2, 1, 3), "blocks", "sorted"),
+    "grouped": (5, 25, 5, 2 * MANY, 9, (0, 0, 0), "blocks", "grouped"),
+    "tiles": (4, 6, 8, 2 * MANY, 12, (0, 0, 1), "tiles", "random"),
+    "one": (23, 23, 23, 1, 1, (1, 1, 1), "blocks", "random"),
+    "two": (9, 2, 17, 2, 1, (0, 0, 0), "blocks", "random"),
+}
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("target", TARGETS)
+def test_index_matches_sequential(target, dtype, scenario, rng):
+    """int32/int64 x index_base 0/1 x transposes x alpha/beta x threads 1/2 on one scenario."""
+    m, n, k, nb, nc, pads, c_layout, order = SCENARIOS[scenario]
+    for i, (alpha, beta) in enumerate(ALPHA_BETA):
+        ta, tb = TRANS[(i + i // 4) % 4]
+        integer = i % 3 != 2
+        idx_dtype = (np.int32, np.int64)[i % 2]
+        base = (i // 2) % 2
+        p = IndexProblem(rng, dtype, m, n, k, nb, nc=nc, ta=ta, tb=tb, pads=pads, integer=integer,
+                         c_layout=c_layout, order=order)
+        results = {}
+        for threads in (1, 2):
+            got = p.run(alpha, beta, idx_dtype, base, threads=threads, target=target)
+            what = (f"index {scenario} {target} {np.dtype(dtype).name} {m}x{n}x{k} batch={nb} ta={ta} tb={tb} "
+                    f"alpha={alpha} beta={beta} {np.dtype(idx_dtype).name} base={base} threads={threads}")
+            check_index(p, got, alpha, beta, (), dtype, exact_for(dtype, alpha, beta, integer), what)
+            results[threads] = got
+        if integer or beta != 1.0 or order == "distinct":
+            # Exact sums, or the same kernel calls per C with 1 and 2 threads: bit-identical. (A long
+            # run of one C may be split over threads with beta == 1: other rounding, checked above.)
+            assert np.array_equal(results[1], results[2]), f"2 threads differ from 1 ({scenario}, i={i})"
+
+
+@pytest.mark.parametrize("omit", ["a", "b", "c", "ab", "ac", "abc"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("target", TARGETS)
+def test_index_omitted_arrays_mean_offset_zero(target, dtype, omit, rng):
+    """An omitted index array: the block at offset 0 for every entry (all omitted: `batch` entries)."""
+    for i, (alpha, beta) in enumerate(ALPHA_BETA):
+        p = IndexProblem(rng, dtype, 6, 5, 7, MANY, nc=5, integer=True)
+        for threads in (1, 2):
+            got = p.run(alpha, beta, (np.int32, np.int64)[i % 2], i % 2, omit=tuple(omit), threads=threads,
+                        target=target)
+            check_index(p, got, alpha, beta, tuple(omit), dtype, exact_for(dtype, alpha, beta, True),
+                        f"omit={omit} alpha={alpha} beta={beta} threads={threads}")
+
+
+@pytest.mark.parametrize("idx_dtype", INDEX_DTYPES)
+def test_index_batch_of_zero_leaves_c_alone(idx_dtype, rng):
+    p = IndexProblem(rng, np.float64, 5, 5, 5, 0, nc=1)
+    before = p.c.copy()
+    for threads in (1, 2):
+        assert np.array_equal(p.run(2.5, 0.0, idx_dtype, threads=threads), before)
+    c = before.copy()
+    smm.gemm_batch(p.a, p.b, c, 2.5, 0.0, m=5, batch=0)
+    assert np.array_equal(c, before)
+
+
+def test_index_mixed_index_dtypes(rng):
+    p = IndexProblem(rng, np.float64, 5, 7, 3, MANY, nc=6)
+    idx = p.indices(np.int64, 1)
+    idx["b_index"] = idx["b_index"].astype(np.int32)
+    c = p.c.copy()
+    smm.gemm_batch(p.a, p.b, c, 1.0, 1.0, **idx, index_base=1, m=5, n=7, k=3, threads=2)
+    check_index(p, c, 1.0, 1.0, (), np.float64, True, "int64 a/c with int32 b")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("target", TARGETS)
+def test_index_race_repeated(target, dtype, rng):
+    """Thousands of unsorted entries on 3 C blocks with 2 threads, many times over: every run must
+    equal the sequential result exactly (a lost or doubled update changes an integer sum)."""
+    # The grouping is ISA-independent: hammer it on the process's path, check the others briefly.
+    reps = 60 if target == cpu.target() else 8
+    for (m, n, k), beta in (((8, 8, 8), 1.0), ((5, 5, 5), 1.0), ((3, 7, 2), -0.5), ((13, 13, 13), 0.0)):
+        p = IndexProblem(rng, dtype, m, n, k, 1500, nc=3, integer=True)
+        exact = exact_for(dtype, 1.0, beta, True)
+        first = p.run(1.0, beta, threads=1, target=target)
+        check_index(p, first, 1.0, beta, (), dtype, exact, f"race reference {m}x{n}x{k} beta={beta}")
+        for rep in range(reps):
+            got = p.run(1.0, beta, (np.int32, np.int64)[rep % 2], rep % 2, threads=2, target=target)
+            assert np.array_equal(got, first), f"2-thread run {rep} differs ({m}x{n}x{k}, beta={beta})"
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_index_distinct_c_promise_and_prefetch(target, rng):
+    """distinct_c=True (no grouping) and prefetch on/off give the same bits on distinct C blocks."""
+    p = IndexProblem(rng, np.float64, 13, 5, 9, 3 * MANY, nc=4 * MANY, integer=False, order="distinct")
+    base = p.run(2.5, -0.5, threads=1, target=target, prefetch="none")
+    check_index(p, base, 2.5, -0.5, (), np.float64, False, "distinct C blocks")
+    for threads, distinct, prefetch in itertools.product((1, 2), (False, True), ("none", "auto")):
+        got = p.run(2.5, -0.5, threads=threads, target=target, distinct_c=distinct, prefetch=prefetch)
+        assert np.array_equal(got, base), f"threads={threads} distinct_c={distinct} prefetch={prefetch}"
+
+
+@settings(max_examples=80, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(m=st.integers(1, 30), n=st.integers(1, 30), k=st.integers(1, 30), nb=st.integers(0, 150),
+       nc=st.integers(1, 40), trans=st.sampled_from(TRANS), ab=st.sampled_from(ALPHA_BETA),
+       pads=st.tuples(st.integers(0, 3), st.integers(0, 3), st.integers(0, 3)),
+       c_layout=st.sampled_from(["blocks", "tiles"]), order=st.sampled_from(["random", "sorted", "grouped"]),
+       idx_dtype=st.sampled_from([np.int32, np.int64]), base=st.sampled_from([0, 1]),
+       target=st.sampled_from(list(cpu.available_targets())), dtype=st.sampled_from([np.float64, np.float32]),
+       seed=st.integers(0, 2**32 - 1))
+def test_index_property(m, n, k, nb, nc, trans, ab, pads, c_layout, order, idx_dtype, base, target, dtype, seed):
+    p = IndexProblem(np.random.default_rng(seed), dtype, m, n, k, nb, nc=nc, ta=trans[0], tb=trans[1], pads=pads,
+                     integer=True, c_layout=c_layout, order=order)
+    one = p.run(*ab, idx_dtype, base, threads=1, target=target)
+    check_index(p, one, *ab, (), dtype, exact_for(dtype, *ab, True), "property, 1 thread")
+    assert np.array_equal(p.run(*ab, idx_dtype, base, threads=2, target=target), one), "2 threads differ"
+
+
+# ----------------------------------------------------------------------------- NaN / Inf rules
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("target", TARGETS)
+def test_batch_beta_zero_overwrites_nan(target, dtype, threads, rng):
+    for (m, n, k), (ta, tb) in itertools.product([(5, 5, 5), (23, 23, 23), (7, 9, 3)], TRANS):
+        a = make_stack(rng, MANY, op_shape(m, k, ta), dtype, "C")
+        b = make_stack(rng, MANY, op_shape(k, n, tb), dtype, "F")
+        ref, scale = strided_reference(a, b, np.zeros((MANY, m, n)), 2.5, 0.0, ta, tb)
+        for poison in (np.nan, np.inf):
+            c = np.full((MANY, m, n), poison, dtype)
+            smm.gemm_batch(a, b, c, 2.5, 0.0, trans_a=ta, trans_b=tb, threads=threads, target=target)
+            assert_close(c, ref, scale, dtype, f"strided beta=0 over {poison}")
+        p = IndexProblem(rng, dtype, m, n, k, MANY, nc=7, ta=ta, tb=tb)
+        p.c[...] = 0.0
+        ref, _ = p.reference(1.0, 0.0)
+        mask = p.covered()
+        for poison in (np.nan, -np.inf):
+            got = p.run(1.0, 0.0, threads=threads, target=target, c=np.full_like(p.c, poison))
+            assert np.array_equal(got[mask], ref[mask]), f"index beta=0 over {poison} {m}x{n}x{k} ta={ta} tb={tb}"
+            assert np.all(np.isnan(got[~mask]) if poison != poison else got[~mask] == poison), "wrote outside C"
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("target", TARGETS)
+def test_batch_alpha_zero_ignores_nan(target, dtype, threads, rng):
+    for (m, n, k), (ta, tb), beta in itertools.product([(5, 5, 5), (23, 23, 23), (7, 9, 3)], TRANS, BETAS):
+        a = np.full((MANY,) + op_shape(m, k, ta), np.nan, dtype)
+        b = np.full((MANY,) + op_shape(k, n, tb), np.inf, dtype)
+        c0 = make_stack(rng, MANY, (m, n), dtype, "C", integer=True)
+        c = c0.copy()
+        smm.gemm_batch(a, b, c, 0.0, beta, trans_a=ta, trans_b=tb, threads=threads, target=target)
+        assert np.array_equal(c, (beta * c0).astype(dtype)), f"strided alpha=0 beta={beta}"
+        p = IndexProblem(rng, dtype, m, n, k, MANY, nc=5, ta=ta, tb=tb)
+        p.a[...] = np.nan
+        p.b[...] = -np.inf
+        got = p.run(0.0, beta, threads=threads, target=target)
+        ref = p.c.copy()
+        for oc in np.unique(p.c_off):   # each C scaled once per entry that names it
+            blk = block(ref, oc, m, n, p.ldc)
+            blk *= beta ** int(np.count_nonzero(p.c_off == oc))
+        assert np.array_equal(got, ref), f"index alpha=0 beta={beta} {m}x{n}x{k}"
