@@ -26,6 +26,8 @@ cdef extern from "smm_kernel.h" nogil:
     void smm_call_prefetch(const smm_kernel *k, const void *a, const void *b, void *c,
                            const void *pa, const void *pb, const void *pc)
     void smm_call_reduce(const smm_kernel *k, const void *const *a, const void *const *b, void *c, int64_t count)
+    void smm_call_reduce_prefetch(const smm_kernel *k, const void *const *a, const void *const *b, void *c,
+                                  int64_t count, const void *pa, const void *pb, const void *pc)
 
 
 cdef class Kernel:

@@ -214,9 +214,37 @@ cdef char *_operand_ptr(str name, object x, object dtype, int64_t rows, int64_t 
     return <char *>cnp.PyArray_DATA(arr)
 
 
+cdef void _extent(cnp.ndarray x, char **lo, char **hi):
+    cdef int d
+    cdef cnp.npy_intp st
+    lo[0] = hi[0] = <char *>cnp.PyArray_DATA(x)
+    for d in range(x.ndim):
+        if x.shape[d] == 0:
+            hi[0] = lo[0]   # empty: spans nothing
+            return
+        st = x.strides[d] * (x.shape[d] - 1)
+        if st < 0:
+            lo[0] += st
+        else:
+            hi[0] += st
+    hi[0] += x.itemsize
+
+
+cdef bint _extents_meet(cnp.ndarray x, cnp.ndarray y):
+    """Do the byte ranges spanned by two arrays intersect? (numpy's may_share_memory, without
+    the Python call: a batch call's validation is on the caller's hot path.)"""
+    cdef char *xlo
+    cdef char *xhi
+    cdef char *ylo
+    cdef char *yhi
+    _extent(x, &xlo, &xhi)
+    _extent(y, &ylo, &yhi)
+    return xlo < xhi and ylo < yhi and xlo < yhi and ylo < xhi
+
+
 def _check_no_overlap(a, b, c):
     for name, x in (("a", a), ("b", b)):
-        if np.may_share_memory(x, c):
+        if _extents_meet(x, c):
             try:
                 overlap = np.shares_memory(x, c, max_work=100000)
             except np.exceptions.TooHardError:
@@ -363,10 +391,13 @@ cdef class _Layout:
 
 
 cdef _Layout _layout(str name, cnp.ndarray x):
+    return _layout_of(name, <char *>cnp.PyArray_DATA(x), x.shape[0], x.shape[1], x.strides[0], x.strides[1],
+                      x.itemsize)
+
+
+cdef _Layout _layout_of(str name, char *ptr, int64_t rows, int64_t cols, int64_t s0, int64_t s1, int64_t item):
     cdef _Layout L = _Layout.__new__(_Layout)
-    cdef int64_t item = x.itemsize, rows = x.shape[0], cols = x.shape[1]
-    cdef int64_t s0 = x.strides[0], s1 = x.strides[1]
-    L.ptr = <char *>cnp.PyArray_DATA(x)
+    L.ptr = ptr
     if (rows == 1 or s0 == item) and s1 > 0 and s1 % item == 0 and (cols == 1 or s1 // item >= rows):
         L.col = True
         L.ld = s1 // item if cols > 1 else max(rows, 1)
@@ -678,19 +709,21 @@ def _stack_layout(name, x, dt, int64_t nbatch, write):
         raise ValueError(f"{name} is not aligned to its element size")
     if write and not x.flags.writeable:
         raise ValueError(f"{name} is read-only")
-    if x.ndim == 2:
-        mat, stride = x, 0
-    elif x.ndim == 3:
-        if x.shape[0] != nbatch:
+    cdef cnp.ndarray arr = x
+    cdef int nd = arr.ndim
+    if nd == 2:
+        stride = 0
+    elif nd == 3:
+        if arr.shape[0] != nbatch:
             raise ValueError(f"{name} holds {x.shape[0]} matrices, the batch has {nbatch}")
-        mat = x[0] if nbatch else np.empty(x.shape[1:], dtype=dt)
-        if x.strides[0] % x.itemsize or x.strides[0] < 0:
+        if arr.strides[0] % arr.itemsize or arr.strides[0] < 0:
             raise ValueError(f"{name}: the batch stride {x.strides[0]} bytes is not a non-negative "
                              f"multiple of the element size")
-        stride = x.strides[0] // x.itemsize if nbatch > 1 else 0
+        stride = arr.strides[0] // arr.itemsize if nbatch > 1 else 0
     else:
         raise ValueError(f"{name} must be a 3-D stack (batch, rows, cols) or a 2-D matrix, got {x.ndim}-D")
-    L = _layout(name, mat)
+    L = _layout_of(name, <char *>cnp.PyArray_DATA(arr), arr.shape[nd - 2], arr.shape[nd - 1], arr.strides[nd - 2],
+                   arr.strides[nd - 1], arr.itemsize)
     if L is None:
         raise ValueError(f"{name}: each matrix needs one unit-stride axis (C or Fortran order), "
                          f"got strides {x.strides}")

@@ -104,8 +104,7 @@ cdef inline int64_t _min(int64_t a, int64_t b) noexcept nogil:
 cdef inline void _otrans_tile(const smm_trans_kernels *k, const char *inp, char *out, int64_t m, int64_t n,
                               int64_t ldi, int64_t ldo, int64_t tm, int64_t tn, int64_t ntm, int64_t t,
                               int streaming) noexcept nogil:
-    # Consecutive tiles walk down the input's columns: with a static schedule each thread then
-    # reads a few long column streams and writes whole output lines.
+    # Consecutive tiles walk down the input's columns (a strip of tile_n columns).
     cdef int64_t i0 = (t % ntm) * tm, j0 = (t // ntm) * tn, es = k.elemsize
     k.otrans(inp + (j0 * ldi + i0) * es, out + (i0 * ldo + j0) * es,
              _min(tm, m - i0), _min(tn, n - j0), ldi, ldo, streaming)
@@ -126,8 +125,10 @@ cdef void _otrans_run(const smm_trans_kernels *k, const char *inp, char *out, in
         if streaming:
             smm_trans_fence()
     else:
+        # A thread takes a whole column strip of tiles at a time (its streams continue from tile to
+        # tile); dynamic, so that a thread slowed by a neighbour on a shared node takes fewer.
         with parallel(num_threads=nthreads):
-            for t in prange(ntiles, schedule="static"):
+            for t in prange(ntiles, schedule="dynamic", chunksize=ntm):
                 _otrans_tile(k, inp, out, m, n, ldi, ldo, tm, tn, ntm, t, streaming)
             if streaming:
                 smm_trans_fence()  # each thread, once: its streaming stores are done before the join
@@ -252,7 +253,7 @@ cdef int _bytes_tiles(const smm_trans_kernels *k, const char *inp, char *out, in
             smm_trans_fence()
     else:
         with parallel(num_threads=nthreads):
-            for t in prange(ntiles, schedule="static"):
+            for t in prange(ntiles, schedule="dynamic", chunksize=4):
                 _bytes_tile(k, inp, out, rowbytes, n, ldib, ldob, rc, cc, nr, t, streaming)
             if streaming:
                 smm_trans_fence()

@@ -210,7 +210,8 @@ def test_image_and_lmdb_data_nodes(tmp_path):
 @pytest.mark.parametrize("model,batch", [("lenet/lenet_dummy_64.prototxt", None),
                                          ("cifar10_quick/cifar10_quick_dummy_64.prototxt", None),
                                          ("googlenet_v1/googlenet_v1_dummy_32.prototxt", 1),
-                                         ("resnet50/resnet50_dummy_16.prototxt", 1)])
+                                         ("resnet50/resnet50_dummy_16.prototxt", 1),
+                                         ("resnet50/resnet50_unfused_dummy_16.prototxt", 1)])
 def test_model_zoo_forward_backward(model, batch, tmp_path):
     path = os.path.join(MODELS, model)
     text = open(path).read()

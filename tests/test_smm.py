@@ -145,6 +145,17 @@ def test_kernel_takes_flat_buffers(target, dtype, rng):
         assert np.array_equal(c[j * ldc + m:(j + 1) * ldc], gap[j]), "wrote between the columns of C"
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("target", TARGETS)
+def test_dispatch_beyond_80(target, dtype, rng):
+    """Past the tested range: the portable kernel's 256-row blocks, a transposed A at and past
+    the 8192-element pack panel, long k."""
+    for (m, n, k), (ta, tb) in itertools.product(
+            [(128, 3, 64), (64, 5, 128), (8192, 1, 1), (1, 2, 8192), (257, 3, 5), (513, 2, 300), (91, 92, 93)],
+            [(False, False), (True, False), (False, True), (True, True)]):
+        run_kernel_case(rng, target, dtype, m, n, k, ta, tb, 2.5, -0.5, (1, 0, 2))
+
+
 @settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(m=st.integers(1, 80), n=st.integers(1, 80), k=st.integers(1, 80),
        ta=st.booleans(), tb=st.booleans(), alpha=st.sampled_from(ALPHAS), beta=st.sampled_from(BETAS),
@@ -410,35 +421,56 @@ GUARD_CHILD = textwrap.dedent(r"""
         start = (pages + 1) * PAGE - nbytes if at_end else PAGE
         return np.frombuffer(mm, dtype=dtype, count=nelem, offset=start)
 
+    def colmajor(buf, rows, cols, ld):
+        return np.lib.stride_tricks.as_strided(buf, (rows, cols), (buf.itemsize, ld * buf.itemsize))
+
     rng = np.random.default_rng(7)
     shapes = [(1, 1, 1), (3, 5, 7), (5, 5, 5), (7, 9, 11), (13, 13, 13), (23, 23, 23), (5, 25, 5), (25, 5, 5),
               (5, 5, 25), (17, 3, 31), (33, 7, 2), (9, 65, 4), (100, 3, 90)]
     n = 0
     for target in cpu.available_targets():
         for dtype in (np.float64, np.float32):
-            for (m, nn, k), ta, tb, at_end, beta in itertools.product(shapes, (0, 1), (0, 1), (True, False), (0.0, 1.0)):
-                lda, ldb, ldc = (k if ta else m), (nn if tb else k), m
-                ca, cb = (m if ta else k), (k if tb else nn)
-                a = guarded(lda * ca, dtype, at_end); a[:] = rng.standard_normal(a.size)
-                b = guarded(ldb * cb, dtype, at_end); b[:] = rng.standard_normal(b.size)
-                c = guarded(ldc * nn, dtype, at_end); c[:] = rng.standard_normal(c.size)
-                # Column-major X (ld x cols) is buf.reshape(cols, ld).T; op(X) = X.T when transposed.
-                opa = a.reshape(ca, lda) if ta else a.reshape(ca, lda).T
-                opb = b.reshape(cb, ldb) if tb else b.reshape(cb, ldb).T
-                prod = opa.astype(float) @ opb.astype(float)
-                ref = prod + beta * c.reshape(nn, m).T.astype(float)
-                print(target, np.dtype(dtype).name, m, nn, k, ta, tb, "end" if at_end else "start", beta, flush=True)
-                smm.dispatch(m, nn, k, beta=beta, dtype=dtype, trans_a=ta, trans_b=tb, target=target)(a, b, c)
-                tol = 1e-10 if dtype == np.float64 else 1e-4
-                assert np.allclose(c.reshape(nn, m).T, ref, rtol=tol, atol=tol * k), "wrong result"
+            tol = 1e-10 if dtype == np.float64 else 1e-4
+            cases = itertools.product(shapes, (0, 1), (0, 1), (True, False), (0.0, 1.0), (0, 3))
+            for (m, nn, k), ta, tb, at_end, beta, pad in cases:
+                ra, ca = (k, m) if ta else (m, k)
+                rb, cb = (nn, k) if tb else (k, nn)
+                lda, ldb, ldc = ra + pad, rb + (pad and 1), m + (pad and 2)
+                # Buffers of exactly ld*(cols-1)+rows elements: the last column ends at the guard.
+                a = guarded(lda * (ca - 1) + ra, dtype, at_end); a[:] = rng.standard_normal(a.size)
+                b = guarded(ldb * (cb - 1) + rb, dtype, at_end); b[:] = rng.standard_normal(b.size)
+                c = guarded(ldc * (nn - 1) + m, dtype, at_end); c[:] = rng.standard_normal(c.size)
+                opa = colmajor(a, ra, ca, lda).astype(float)
+                opb = colmajor(b, rb, cb, ldb).astype(float)
+                prod = (opa.T if ta else opa) @ (opb.T if tb else opb)
+                ref = prod + beta * colmajor(c, m, nn, ldc)
+                print(target, np.dtype(dtype).name, m, nn, k, ta, tb, "end" if at_end else "start", beta, pad,
+                      flush=True)
+                smm.dispatch(m, nn, k, lda=lda, ldb=ldb, ldc=ldc, beta=beta, dtype=dtype, trans_a=ta, trans_b=tb,
+                             target=target)(a, b, c)
+                assert np.allclose(colmajor(c, m, nn, ldc), ref, rtol=tol, atol=tol * k), "wrong result"
                 # The index form on the same operands (one C, entries in order; beta=0: the last wins),
                 # with and without prefetching the next entry's operands.
                 for prefetch in ("none", "auto"):
                     c[:] = np.nan
-                    smm.gemm_batch(a, b, c, 1.0, 0.0, m=m, n=nn, k=k, trans_a=ta, trans_b=tb,
-                                   a_index=np.zeros(3, np.int64), c_index=np.zeros(3, np.int32),
+                    smm.gemm_batch(a, b, c, 1.0, 0.0, m=m, n=nn, k=k, lda=lda, ldb=ldb, ldc=ldc, trans_a=ta,
+                                   trans_b=tb, a_index=np.zeros(3, np.int64), c_index=np.zeros(3, np.int32),
                                    target=target, prefetch=prefetch)
-                    assert np.allclose(c.reshape(nn, m).T, prod, rtol=tol, atol=tol * k), "wrong batch result"
+                    assert np.allclose(colmajor(c, m, nn, ldc), prod, rtol=tol, atol=tol * k), "wrong batch result"
+                n += 1
+    # Strided stacks (numpy C order: the swapped-operand path) whose last matrix meets the guard.
+    for target in cpu.available_targets():
+        for dtype in (np.float64, np.float32):
+            tol = 1e-10 if dtype == np.float64 else 1e-4
+            for (m, nn, k), at_end in itertools.product(shapes[1::2], (True, False)):
+                nb = 40
+                a = guarded(nb * m * k, dtype, at_end).reshape(nb, m, k); a[...] = rng.standard_normal(a.shape)
+                b = guarded(nb * k * nn, dtype, at_end).reshape(nb, k, nn); b[...] = rng.standard_normal(b.shape)
+                c = guarded(nb * m * nn, dtype, at_end).reshape(nb, m, nn); c[...] = rng.standard_normal(c.shape)
+                ref = c.astype(float) + np.matmul(a.astype(float), b.astype(float))
+                print("strided", target, np.dtype(dtype).name, m, nn, k, at_end, flush=True)
+                smm.gemm_batch(a, b, c, threads=2, target=target)
+                assert np.allclose(c, ref, rtol=tol, atol=tol * k), "wrong strided result"
                 n += 1
     print("OK", n, flush=True)
 """)

@@ -65,6 +65,7 @@ def make_stack(rng, nb, shape, dtype, layout, integer=False):
     'C'       (nb, rows, cols) C order;         'F'      each matrix Fortran-ordered;
     'Cpad'    padded rows and entries, C;      'Fpad'   padded columns and entries, Fortran;
     'every2'  every second entry of a bigger stack (batch stride 2 matrices);
+    'inter'/'Finter'  matrices interleaved in one array (batch stride < a matrix's footprint);
     'bcast'   one matrix, batch stride 0 (np.broadcast_to);   '2d'  one 2-D matrix for all."""
     rows, cols = shape
     if layout == "C":
@@ -77,6 +78,10 @@ def make_stack(rng, nb, shape, dtype, layout, integer=False):
         return values(rng, (nb, cols + 2, rows + 3), dtype, integer).transpose(0, 2, 1)[:, 2:rows + 2, :cols]
     if layout == "every2":
         return values(rng, (2 * nb, rows, cols), dtype, integer)[::2]
+    if layout == "inter":      # matrices interleaved row by row: row-major, ld = batch * cols
+        return values(rng, (rows, nb, cols), dtype, integer).transpose(1, 0, 2)
+    if layout == "Finter":     # interleaved column by column: column-major, ld = batch * rows
+        return values(rng, (cols, nb, rows), dtype, integer).transpose(1, 2, 0)
     if layout == "bcast":
         return np.broadcast_to(values(rng, (rows, cols), dtype, integer), (nb, rows, cols))
     if layout == "2d":
@@ -112,8 +117,8 @@ def run_strided_case(rng, target, dtype, m, n, k, nb, ta, tb, alpha, beta, la, l
     assert np.array_equal(owner, owner_before), f"{what}: wrote outside the C matrices"
 
 
-AB_LAYOUTS = ["C", "F", "Fpad", "every2", "bcast", "2d"]
-C_LAYOUTS = ["C", "F", "Cpad", "every2"]
+AB_LAYOUTS = ["C", "F", "Fpad", "every2", "inter", "bcast", "2d"]
+C_LAYOUTS = ["C", "F", "Cpad", "every2", "inter", "Finter"]
 STRIDED_SHAPES = [(5, 5, 5), (23, 23, 23), (7, 3, 11), (1, 9, 4), (17, 16, 2), (5, 25, 5)]
 
 
@@ -133,7 +138,8 @@ def test_strided_matches_numpy(target, dtype, rng):
 def test_strided_two_threads_equal_one(target, dtype, rng):
     """Bit-identical results with 1 and 2 threads; repeated to catch a partition that drops or
     doubles entries only now and then."""
-    layouts = [("C", "C", "C"), ("F", "bcast", "F"), ("2d", "every2", "Cpad"), ("Fpad", "F", "every2")]
+    layouts = [("C", "C", "C"), ("F", "bcast", "F"), ("2d", "every2", "Cpad"), ("Fpad", "F", "every2"),
+               ("inter", "C", "Finter"), ("C", "2d", "inter")]
     for i, ((m, n, k), (ta, tb)) in enumerate(itertools.product(STRIDED_SHAPES, TRANS)):
         alpha, beta = ALPHA_BETA[i % len(ALPHA_BETA)]
         la, lb, lc = layouts[i % len(layouts)]
@@ -170,6 +176,21 @@ def test_strided_prefetch_does_not_change_results(target, rng):
        dtype=st.sampled_from([np.float64, np.float32]), seed=st.integers(0, 2**32 - 1))
 def test_strided_property(m, n, k, nb, trans, ab, layouts, target, threads, dtype, seed):
     run_strided_case(np.random.default_rng(seed), target, dtype, m, n, k, nb, *trans, *ab, *layouts, threads)
+
+
+def test_strided_numpy_fortran_ordered_stacks(rng):
+    """np.asfortranarray of a 3-D stack puts the batch axis innermost: no matrix has a unit-stride
+    axis. gemm_batch must either compute it right or refuse it with a ValueError naming the operand."""
+    a = np.asfortranarray(rng.standard_normal((40, 3, 4)))
+    b = np.asfortranarray(rng.standard_normal((40, 4, 2)))
+    for name, args in (("a", (a, b.copy(), np.zeros((40, 3, 2)))),
+                       ("c", (a.copy(order="C"), b.copy(order="C"), np.asfortranarray(np.zeros((40, 3, 2)))))):
+        try:
+            smm.gemm_batch(*args, threads=2)
+        except ValueError as e:
+            assert f"{name}:" in str(e) or f"{name} " in str(e), e
+        else:
+            assert np.allclose(args[2], np.matmul(args[0], args[1]), rtol=1e-12, atol=1e-12)
 
 
 # ----------------------------------------------------------------------------- index form

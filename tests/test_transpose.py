@@ -113,6 +113,24 @@ def test_streaming_with_misaligned_output_and_line_multiple_ld(target, offset, r
 
 
 @pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.complex128])
+@pytest.mark.parametrize("in_offset, out_offset", [(0, 0), (1, 0), (0, 3), (5, 7), (7, 1)])
+def test_row_and_column_peels_for_line_aligned_blocks(target, dtype, in_offset, out_offset, rng):
+    # Leading dimensions of whole 64-byte lines with inputs and outputs off the line grid: the
+    # driver transposes the first rows and columns apart; every offset must give the same result.
+    per_line = 64 // np.dtype(dtype).itemsize
+    m, n, ldi, ldo = 5 * per_line + 3, 3 * per_line + 5, 6 * per_line, 5 * per_line
+    base_in = _random(ldi * n + 8, dtype, rng)
+    a = base_in[in_offset:in_offset + ldi * n]
+    base_out = np.zeros(ldo * m + 8, dtype)
+    out = base_out[out_offset:out_offset + ldo * m]
+    for streaming in (False, True):
+        out[:] = 0
+        tr.transpose(a, out, m=m, n=n, ldi=ldi, ldo=ldo, threads=2, target=target, streaming=streaming)
+        np.testing.assert_array_equal(out, _flat_reference(a, m, n, ldi, ldo, np.zeros(ldo * m, dtype)))
+
+
+@pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("tiles", [(1, 1), (3, 5), (8, 8), (9, 31), (160, 2), (1000, 1000)])
 def test_any_tile_size_gives_the_same_result(target, tiles, rng):
     a = _random((123, 77), np.float64, rng)
@@ -197,6 +215,24 @@ def test_inplace_square_view_with_padding(target, rng):
     f = np.asfortranarray(before[:50, :50])
     tr.transpose_inplace(f, target=target)
     np.testing.assert_array_equal(f, before[:50, :50].T)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("offset", [0, 1, 3, 6])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_inplace_square_off_the_line_grid(target, offset, threads, rng):
+    # ld = 136 elements is 17 lines: the border rows/columns before the first line boundary are
+    # swapped apart from the tiles.
+    big = _random((300, 136), np.float64, rng)
+    before = big.copy()
+    view = big.reshape(-1)[offset:offset + 129 * 136].reshape(129, 136)[:, :129]
+    expect = view.T.copy()
+    tr.transpose_inplace(view, tile=16, threads=threads, target=target)
+    np.testing.assert_array_equal(view, expect)
+    untouched = np.ones(big.size, bool)
+    idx = offset + np.arange(129)[:, None] * 136 + np.arange(129)[None, :]
+    untouched[idx.reshape(-1)] = False
+    np.testing.assert_array_equal(big.reshape(-1)[untouched], before.reshape(-1)[untouched])
 
 
 @pytest.mark.parametrize("target", TARGETS)

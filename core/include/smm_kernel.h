@@ -60,4 +60,12 @@ static inline void smm_call_reduce(const smm_kernel *k, const void *const *a, co
   k->fn(k, a, b, c, count, NULL, NULL, NULL);
 }
 
+/* Batch-reduce, prefetching the next call's operands. */
+static inline void smm_call_reduce_prefetch(const smm_kernel *k, const void *const *a, const void *const *b,
+                                            void *c, int64_t count, const void *pa, const void *pb,
+                                            const void *pc)
+{
+  k->fn(k, a, b, c, count, pa, pb, pc);
+}
+
 #endif

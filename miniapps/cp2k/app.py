@@ -1,5 +1,4 @@
 """The cp2k mini-app's command line and main loop (the science is in model.py)."""
-import re
 import time
 
 import numpy as np
@@ -17,11 +16,8 @@ DEFAULT_STREAMS = 2
 
 
 def add_arguments(parser):
-    # LIBXSMM's "-"/"---" size shorthands look like options to argparse; let dash-only words be
-    # positional values, as argparse already does for negative numbers. ("--" stays argparse's
-    # end-of-options marker: write that size as a number.)
-    if hasattr(parser, "_negative_number_matcher"):
-        parser._negative_number_matcher = re.compile(r"^-+$|^-\d+$|^-\d*\.\d+$")
+    # LIBXSMM's "-"/"---" size shorthands are positionals (the runtime's parser knows); "--" stays
+    # argparse's end-of-options marker: write that size as a number.
     parser.add_argument("m", nargs="?", type=int, default=23, help="block size m (default 23)")
     parser.add_argument("r", nargs="?", default=None,
                         help="stack size s: products per rank (0: ~2 GiB of A and B blocks shared "

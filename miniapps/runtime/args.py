@@ -6,6 +6,7 @@ bad argument raises :class:`ParserExit` instead of calling ``sys.exit`` so that 
 make all ranks leave together with status 2.
 """
 import argparse
+import re
 import sys
 
 PIN_CHOICES = ("none", "compact", "scatter")
@@ -103,6 +104,9 @@ def build_parser(prog, doc, add_arguments=None, *, dtype="f64", dtypes=DTYPE_CHO
         raise ValueError(f"dtype {dtype!r} / dtypes {dtypes!r} must come from {DTYPE_CHOICES}")
     parser = Parser(prog=prog, description=doc, epilog=EPILOG, printing=printing,
                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    # LIBXSMM's size shorthands "-", "---" (halve per dash) are positionals, not options: argparse
+    # takes an argument that looks like a negative number as positional, so widen that pattern.
+    parser._negative_number_matcher = re.compile(r"^-+$|^-\d+$|^-\d*\.\d+$")
     if add_arguments is not None:
         add_arguments(parser)
     for action in parser._actions:

@@ -3,8 +3,8 @@
  *
  * The including file defines:
  *   TR_ELEM              scalar type of one element (moved as raw bits)
- *   TR_BM, TR_BN         out-of-place register block: TR_BM rows x TR_BN columns of the input; TR_BN
- *                        elements make one 64-byte output line, so streaming stores write whole lines
+ *   TR_BM, TR_BN         out-of-place register block: TR_BM rows x TR_BN columns of the input; where
+ *                        the path streams, TR_BN elements make one 64-byte output line
  *   TR_SQ                square register block of the in-place kernels
  *   TR_STREAMS           1 if tr_block_nt exists
  *   TR_ATTR              function attributes (the ISA target)
@@ -18,8 +18,9 @@
  */
 #include <stdint.h>
 
-static inline TR_ATTR __attribute__((unused)) void TR_NAME(edge)(const TR_ELEM *in, TR_ELEM *out, int64_t i0, int64_t i1,
-                                         int64_t j0, int64_t j1, int64_t ldi, int64_t ldo)
+static inline TR_ATTR __attribute__((unused)) void TR_NAME(edge)(const TR_ELEM *in, TR_ELEM *out, int64_t i0,
+                                                                 int64_t i1, int64_t j0, int64_t j1,
+                                                                 int64_t ldi, int64_t ldo)
 {
   for (int64_t j = j0; j < j1; ++j)
     for (int64_t i = i0; i < i1; ++i)

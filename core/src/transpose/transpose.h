@@ -21,7 +21,8 @@ typedef void (*smm_otrans_fn)(const void *in, void *out, int64_t m, int64_t n, i
 typedef void (*smm_itrans_swap_fn)(void *a, void *b, int64_t m, int64_t n, int64_t ld);
 /* In-place transpose of the n x n block at a. */
 typedef void (*smm_itrans_diag_fn)(void *a, int64_t n, int64_t ld);
-/* Copy of `rowbytes` bytes in each of n columns: out[j*ldo + b] = in[j*ldi + b] (strides in bytes). */
+/* Copy of `rowbytes` bytes in each of n columns: out[j*ldo + b] = in[j*ldi + b] (strides in bytes);
+ * streaming: 64-byte non-temporal stores, fenced by the caller as for otrans. */
 typedef void (*smm_copy_fn)(const void *in, void *out, int64_t rowbytes, int64_t n, int64_t ldi, int64_t ldo,
                             int streaming);
 /* Zeroing of `rowbytes` bytes in each of n columns (ld in bytes). */
