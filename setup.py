@@ -68,8 +68,14 @@ def _parallel_compile(compiler, jobs):
         todo = [o for o in objects if o in build]
         todo.sort(key=lambda o: -os.path.getsize(build[o][0]))  # biggest first: better packing
 
+        newest_dep = max((os.path.getmtime(d) for d in depends or () if os.path.exists(d)), default=0.0)
+
         def one(obj):
             src, ext = build[obj]
+            # Incremental: an object newer than its source and every header is kept.
+            if (not self.force and os.path.exists(obj)
+                    and os.path.getmtime(obj) >= max(os.path.getmtime(src), newest_dep)):
+                return
             self._compile(obj, src, ext, cc_args, extra_postargs, pp_opts)
 
         with ThreadPoolExecutor(max(1, jobs)) as pool:

@@ -21,6 +21,8 @@ Regimes (LIBXSMM smm sample terms):
              over the whole batch per sample;
   cached     stacks that fit in half the L2 of each thread (--cached-kib per thread), called
              repeatedly (a sample is >= 20 ms of calls; 5 ms with --quick).
+In the streamed regime the triad is one more interleaved variant, so each row's roofline uses
+the bandwidth measured alongside it (the header gives the median over the whole run).
 Threads: core gets threads=T, numpy/einsum/OpenBLAS/OpenMP pools are limited to T with
 threadpoolctl, torch with torch.set_num_threads(T). Samples of all variants are interleaved
 (each sees the same machine load); figures are medians of --repeats samples.
@@ -354,14 +356,23 @@ def main(argv=None):
                     if regime == "streamed":
                         for fn in variants.values():
                             fn()  # warm: kernels built, pages mapped
+                    if regime == "streamed":
+                        # The triad joins the interleaved samples: its roofline sees the same load.
+                        ta_, tb_, tc_ = triad_arrays
+                        variants["triad"] = lambda: stream.triad(ta_, tb_, tc_, 3.0, threads)
                     samples = time_samples(variants, repeats, inner)
+                    row_triad = [4 * 8 * triad_n / sec / GIB for sec in samples.pop("triad", [])]
+                    tri += row_triad
                     for name, secs in samples.items():
                         records.append({"regime": regime, "threads": threads, "m": m, "n": n, "k": k,
                                         "variant": name, "batch": nb, "calls_per_sample": inner.get(name, 1),
                                         "seconds": secs, "gflops": p.flops / median(secs) / 1e9,
                                         "gflops_samples": [p.flops / s / 1e9 for s in secs],
-                                        "bytes_per_product": p.bytes_per_product, "max_rel_error": err})
+                                        "bytes_per_product": p.bytes_per_product, "max_rel_error": err,
+                                        "triad_gib_s": median(row_triad) if row_triad else None})
             tri += measure_triad(stream, triad_arrays, threads, repeats)
+            # A peak is the best seen: measured again at the end in case the machine was busy at first.
+            peak[threads] = max(filter(None, (peak[threads], measure_fma_peak(stream, threads, 3))), default=None)
             triad[threads] = {"gib_s": median(tri), "samples": tri, "stream_convention_gib_s": median(tri) * 3 / 4}
     finish(records, triad, peak, meta, regimes, thread_counts, shapes, args.json)
 
@@ -373,7 +384,8 @@ def finish(records, triad, peak, meta, regimes, thread_counts, shapes, json_path
         base = by.get((r["regime"], r["threads"], (r["m"], r["n"], r["k"]), "numpy"))
         r["ratio_numpy"] = r["gflops"] / base["gflops"] if base else None
         if r["regime"] == "streamed":
-            mem = triad[r["threads"]]["gib_s"] * GIB * 2 * r["m"] * r["n"] * r["k"] / r["bytes_per_product"] / 1e9
+            bw = r.get("triad_gib_s") or triad[r["threads"]]["gib_s"]
+            mem = bw * GIB * 2 * r["m"] * r["n"] * r["k"] / r["bytes_per_product"] / 1e9
             r["memory_roofline_gflops"] = mem
             # Attainable = min(memory roofline, FMA peak): large shapes are compute-bound even streamed.
             r["roofline_gflops"] = min(mem, peak[r["threads"]]) if peak.get(r["threads"]) else mem
@@ -391,7 +403,7 @@ def finish(records, triad, peak, meta, regimes, thread_counts, shapes, json_path
         for regime in regimes:
             hdr = f"{'shape':>9} {'batch':>8} " + " ".join(f"{v:>8}" for v in variants)
             hdr += f" {'str/np':>7} {'idx/np':>7} {'core/best':>9}"
-            hdr += f" {'roof':>6} {'%roof':>6}" if regime == "streamed" else f" {'%peak':>6}"
+            hdr += f" {'triad':>6} {'roof':>6} {'%roof':>6}" if regime == "streamed" else f" {'%peak':>6}"
             hdr += f" {'LIBXSMM':>7}"
             print(f"\n{regime} (GFLOP/s, median)\n{hdr}")
             for shape in shapes:
@@ -407,15 +419,16 @@ def finish(records, triad, peak, meta, regimes, thread_counts, shapes, json_path
                 line += f" {core / max(peers):9.2f}" if peers else f" {'-':>9}"
                 if regime == "streamed":
                     roof = row["core-str"]["roofline_gflops"]
-                    line += f" {roof:6.1f} {100 * core / roof:5.0f}%"
+                    line += f" {row['core-str']['triad_gib_s']:6.1f} {roof:6.1f} {100 * core / roof:5.0f}%"
                 else:
                     line += f" {100 * core / peak[threads]:5.0f}%" if peak.get(threads) else f" {'-':>6}"
                 lx = row["core-str"].get("libxsmm_117_gflops")
                 line += f" {lx:7.1f}" if lx else f" {'':>7}"
                 print(line)
     print("\nstr/np, idx/np: core's strided and index forms over numpy.matmul; core/best: the faster core form "
-          "over the best peer;\nroof: min(triad bandwidth x flops/byte, FMA peak); %roof: the faster core form "
-          "against it; %peak: against the FMA peak;\nLIBXSMM: 1.17's figure quoted in issue 3.")
+          "over the best peer;\ntriad: GiB/s measured with the row; roof: min(triad bandwidth x flops/byte, FMA peak);"
+          "\n%roof: the faster core form against it; %peak: against the FMA peak; "
+          "LIBXSMM: 1.17's figure quoted in issue 3.")
     if json_path:
         with open(json_path, "w") as f:
             json.dump({"meta": meta, "triad": triad, "fma_peak_gflops": peak, "records": records}, f, indent=1)

@@ -49,12 +49,16 @@ cdef int _PROCESS_ISA = _cpu.target_id()
 cdef int64_t INT32_MAX_ = 2147483647
 # Entries of one C gathered per batch-reduce call (pointer arrays on the stack).
 DEF REDUCE_CHUNK = 64
-# Entries per thread below which a batch runs on fewer threads (waking a team costs ~1-2 us).
-DEF BATCH_GRAIN = 16
+# Work (m*n*k summed over entries, ~2 flops each) below which a batch stays on one thread: waking
+# and joining a team costs microseconds, and much more when the cores are shared.
+DEF BATCH_GRAIN = 131072
 
 _DTYPES = {np.dtype(np.float64): SMM_F64, np.dtype(np.float32): SMM_F32}
 _DTYPE_NAMES = {"f64": np.float64, "f32": np.float32, "double": np.float64, "float": np.float32}
-_PREFETCH = {"none": 0, "auto": 1, "next": 1, "al2bl2_via_c": 1, "al2": 1, "bl2_via_c": 1}
+# "auto" (-1): batches prefetch the next entry's operands in the index form (blocks gathered from
+# anywhere), not in the strided form (sequential streams the hardware prefetchers follow; there
+# the prefetch instructions cost more than they saved: 23^3 streamed 13 vs 19 GFLOP/s).
+_PREFETCH = {"none": 0, "auto": -1, "next": 1, "al2bl2_via_c": 1, "al2": 1, "bl2_via_c": 1}
 
 
 def _as_dtype(dtype):
@@ -327,7 +331,7 @@ def dispatch(m, n=None, k=None, *, lda=None, ldb=None, ldc=None, alpha=1.0, beta
     dt = _as_dtype(dtype)
     cdef const smm_kernel *kp = _lookup(m, n, k, lda, ldb, ldc, _as_scalar("alpha", alpha),
                                         _as_scalar("beta", beta), _DTYPES[dt], ta, tb,
-                                        _prefetch_id(prefetch), _isa_id(target))
+                                        abs(_prefetch_id(prefetch)), _isa_id(target))
     return _kernel_object(kp, dt)
 
 
@@ -427,10 +431,11 @@ def _check_matrix(name, x, dt, write=False, ndim=2):
         raise ValueError(f"{name} is read-only")
 
 
-def _common_dtype(a, b, c):
-    if not isinstance(c, np.ndarray):
+cdef object _common_dtype(a, b, c):
+    if not cnp.PyArray_Check(c):
         raise TypeError(f"c must be a numpy.ndarray, got {type(c).__name__}")
-    if c.dtype not in _DTYPES:
+    cdef int t = cnp.PyArray_TYPE(<cnp.ndarray>c)
+    if (t != cnp.NPY_DOUBLE and t != cnp.NPY_FLOAT) or not cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>c):
         raise TypeError(f"c has dtype {c.dtype}; float64 and float32 are supported")
     return c.dtype
 
@@ -676,7 +681,7 @@ def _index_range(name, idx, int64_t n, int64_t base):
     return lo - base, hi - base
 
 
-def _blocks_overlap(int64_t d, int64_t rows, int64_t cols, int64_t ld):
+cdef inline bint _blocks_overlap(int64_t d, int64_t rows, int64_t cols, int64_t ld) noexcept:
     """Do column-major blocks (rows x cols, leading dimension ld) at element offsets 0 and d > 0
     share an element?"""
     cdef int64_t q = d // ld, r = d % ld
@@ -699,17 +704,19 @@ def _check_runs_disjoint(starts, int64_t rows, int64_t cols, int64_t ld):
                          f"({rows}x{cols}, ldc={ld}); repeated C blocks must use identical offsets")
 
 
-def _stack_layout(name, x, dt, int64_t nbatch, write):
-    """A 3-D stack (batch, rows, cols) or a 2-D matrix used for every entry: (layout, batch stride)."""
-    if not isinstance(x, np.ndarray):
+cdef tuple _stack_layout(str name, object x, object dt, int64_t nbatch, bint write):
+    """A 3-D stack (batch, rows, cols) or a 2-D matrix used for every entry: (layout, batch stride).
+    Checked through numpy's C API: this runs on every batch call."""
+    if not cnp.PyArray_Check(x):
         raise TypeError(f"{name} must be a numpy.ndarray, got {type(x).__name__}")
-    if x.dtype != dt:
+    cdef cnp.ndarray arr = <cnp.ndarray>x
+    if cnp.PyArray_TYPE(arr) != (<cnp.dtype>dt).type_num or not cnp.PyArray_ISNOTSWAPPED(arr):
         raise TypeError(f"{name} has dtype {x.dtype}, expected {dt} (all operands must share one dtype)")
-    if not x.flags.aligned:
+    cdef int flags = cnp.PyArray_FLAGS(arr)
+    if not flags & cnp.NPY_ARRAY_ALIGNED:
         raise ValueError(f"{name} is not aligned to its element size")
-    if write and not x.flags.writeable:
+    if write and not flags & cnp.NPY_ARRAY_WRITEABLE:
         raise ValueError(f"{name} is read-only")
-    cdef cnp.ndarray arr = x
     cdef int nd = arr.ndim
     if nd == 2:
         stride = 0
@@ -722,8 +729,13 @@ def _stack_layout(name, x, dt, int64_t nbatch, write):
         stride = arr.strides[0] // arr.itemsize if nbatch > 1 else 0
     else:
         raise ValueError(f"{name} must be a 3-D stack (batch, rows, cols) or a 2-D matrix, got {x.ndim}-D")
-    L = _layout_of(name, <char *>cnp.PyArray_DATA(arr), arr.shape[nd - 2], arr.shape[nd - 1], arr.strides[nd - 2],
-                   arr.strides[nd - 1], arr.itemsize)
+    cdef int64_t rows = arr.shape[nd - 2], cols = arr.shape[nd - 1]
+    if cnp.PyArray_SIZE(arr) == 0:   # numpy gives empty arrays any strides (often 0): nothing is read
+        L = _layout_of(name, <char *>cnp.PyArray_DATA(arr), rows, cols, arr.itemsize,
+                       max(rows, 1) * arr.itemsize, arr.itemsize)
+    else:
+        L = _layout_of(name, <char *>cnp.PyArray_DATA(arr), rows, cols, arr.strides[nd - 2],
+                       arr.strides[nd - 1], arr.itemsize)
     if L is None:
         raise ValueError(f"{name}: each matrix needs one unit-stride axis (C or Fortran order), "
                          f"got strides {x.strides}")
@@ -750,7 +762,9 @@ def gemm_batch(a, b, c, alpha=1.0, beta=1.0, *, a_index=None, b_index=None, c_in
     Entries are applied as if in order for each C: repeated C blocks (same offset) are grouped so
     each is updated by one thread, and runs of consecutive entries on one C are reduced in registers
     (C loaded and stored once per run) when ``beta == 1``. ``distinct_c=True`` promises no C
-    repeats (skips the grouping). ``threads``: OpenMP threads (default: the process setting).
+    repeats (skips the grouping). ``threads``: OpenMP threads for this call, taken as given; the
+    default (None) uses the process setting, or one thread when the batch is too small to pay for
+    waking a team (less than about 2**17 m*n*k per thread).
     """
     dt = _common_dtype(a, b, c)
     for name, x in (("a", a), ("b", b)):
@@ -767,14 +781,16 @@ def gemm_batch(a, b, c, alpha=1.0, beta=1.0, *, a_index=None, b_index=None, c_in
         raise ValueError(f"index_base must be 0 or 1, got {index_base!r}")
     if a_index is not None or b_index is not None or c_index is not None or a.ndim == 1:
         return _gemm_batch_index(a, b, c, dt, alpha, beta, a_index, b_index, c_index, index_base,
-                                 m, n, k, lda, ldb, ldc, ta, tb, batch, nthreads, distinct_c, pf, isa)
+                                 m, n, k, lda, ldb, ldc, ta, tb, batch, nthreads, distinct_c, abs(pf), isa,
+                                 threads is not None)
     if any(v is not None for v in (m, n, k, lda, ldb, ldc, batch)):
         raise ValueError("m, n, k, lda, ldb, ldc and batch are for the index form; "
                          "the strided form takes them from the arrays")
-    return _gemm_batch_strided(a, b, c, dt, alpha, beta, ta, tb, nthreads, pf, isa)
+    return _gemm_batch_strided(a, b, c, dt, alpha, beta, ta, tb, nthreads, max(pf, 0), isa, threads is not None)
 
 
-def _gemm_batch_strided(a, b, c, dt, double alpha, double beta, bint ta, bint tb, int nthreads, int pf, int isa):
+def _gemm_batch_strided(a, b, c, dt, double alpha, double beta, bint ta, bint tb, int nthreads, int pf, int isa,
+                        bint explicit):
     if not isinstance(c, np.ndarray) or c.ndim != 3:
         raise ValueError(f"c must be a 3-D stack (batch, rows, cols), got shape {getattr(c, 'shape', None)}")
     cdef int64_t nb = c.shape[0]
@@ -820,7 +836,8 @@ def _gemm_batch_strided(a, b, c, dt, double alpha, double beta, bint ta, bint tb
         p1 = B.ptr; p2 = A.ptr; s1 = sb; s2 = sa
     cdef char *pc = C.ptr
     cdef int64_t item = c.itemsize, scc = sc
-    cdef int nt = threads_for_work(nthreads, nb, BATCH_GRAIN)
+    # threads=None: the policy sizes the team by the work; an explicit count is taken as given.
+    cdef int nt = threads_for_work(nthreads, min(nb * mm * nn * ka, 1 << 62), BATCH_GRAIN) if explicit == 0 else nthreads
     cdef int64_t b1 = s1 * item, b2 = s2 * item, bc = scc * item
     cdef bint pref = pf != 0
     with nogil:
@@ -844,7 +861,8 @@ def _flat(name, x, dt, write):
 
 
 def _gemm_batch_index(a, b, c, dt, double alpha, double beta, a_index, b_index, c_index, int64_t base,
-                      m, n, k, lda, ldb, ldc, bint ta, bint tb, batch, int nthreads, distinct_c, int pf, int isa):
+                      m, n, k, lda, ldb, ldc, bint ta, bint tb, batch, int nthreads, distinct_c, int pf, int isa,
+                      bint explicit):
     _flat("a", a, dt, False)
     _flat("b", b, dt, False)
     _flat("c", c, dt, True)
@@ -888,7 +906,7 @@ def _gemm_batch_index(a, b, c, dt, double alpha, double beta, a_index, b_index, 
     cdef bint wide = (not idt) or idt.pop() == np.dtype(np.int64)
     cdef const smm_kernel *kp = _lookup(mm, nn, kk, lda, ldb, ldc, alpha, beta, _DTYPES[dt], ta, tb, pf, isa)
     # C repeats: group equal C offsets (stable: per-C order kept) so that a C belongs to one task.
-    cdef int nt = threads_for_work(nthreads, nb, BATCH_GRAIN)
+    cdef int nt = threads_for_work(nthreads, min(nb * mm * nn * kk, 1 << 62), BATCH_GRAIN) if explicit == 0 else nthreads
     cdef bint reduce = beta == 1.0 and alpha != 0.0
     order = tasks = scratch = None
     cdef int64_t nruns = 0, ntasks = 0

@@ -85,8 +85,12 @@ def _llc_bytes():
 
 # Non-temporal stores pay off once input and output together crowd the last-level cache (which other
 # processes share, too): they skip the read-for-ownership (a third of the traffic) and do not evict
-# the input. Measured on Zen 4 (32 MiB L3): from about 8 MiB of output on, streaming is faster.
-_STREAM_BYTES = _llc_bytes() // 4
+# the input. Measured on Zen 4 (32 MiB L3, shared): a transpose streams better from about 4 MiB of
+# output on (1000^2 f64: 80-98 % of copy streaming, 30-50 % not; 704^2: 52-65 % vs 81-93 %), a
+# copy from about 8 MiB on (its plain stores run at cache speed longer).
+_LLC_BYTES = _llc_bytes()
+_STREAM_BYTES = _LLC_BYTES // 8
+_COPY_STREAM_BYTES = _LLC_BYTES // 4
 
 cdef int _default_isa = cpu.target_id()
 
@@ -427,8 +431,10 @@ def _threads(threads, work):
     return threads_for_work(resolve_threads(threads), work, _GRAIN)
 
 
-def _stream_choice(streaming, nbytes):
-    return int(nbytes >= _STREAM_BYTES) if streaming is None else int(streaming)
+def _stream_choice(streaming, nbytes, threshold=None):
+    if streaming is not None:
+        return int(streaming)
+    return int(nbytes >= (_STREAM_BYTES if threshold is None else threshold))
 
 
 # ---------------------------------------------------------------------------------- tile resolution
@@ -546,7 +552,7 @@ cdef _run_otrans(cnp.ndarray a, cnp.ndarray out, int es, int isa, int64_t m, int
 cdef _run_copy(cnp.ndarray a, cnp.ndarray out, int es, int isa, int64_t m, int64_t n, int64_t ldi,
                int64_t ldo, threads, streaming):
     cdef int nt = _threads(threads, m * n)
-    cdef int st = _stream_choice(streaming, m * n * es)
+    cdef int st = _stream_choice(streaming, m * n * es, _COPY_STREAM_BYTES)
     cdef const void *src = cnp.PyArray_DATA(a)
     cdef void *dst = cnp.PyArray_DATA(out)
     cdef int rc
@@ -693,11 +699,13 @@ cdef _general(cnp.ndarray a, int es, int isa, int64_t m, int64_t n, int64_t ldi,
     (tm, tn), _ = _tiles("o", es, isa, m, n, tile, tile)
     cdef int64_t ctm = tm, ctn = tn
     cdef int nt = _threads(threads, m * n)
-    cdef int st = _stream_choice(None, m * n * es)
+    cdef int st = _stream_choice(None, m * n * es, _COPY_STREAM_BYTES)
+    # The scratch is read back at once: keep it in cache unless it cannot stay there anyway.
+    cdef int st_scratch = _stream_choice(None, m * n * es, _LLC_BYTES)
     cdef void *p = cnp.PyArray_DATA(a)
     cdef void *s = cnp.PyArray_DATA(scratch)
     with nogil:
-        otrans_c(p, s, es, isa, m, n, ldi, n, ctm, ctn, nt, 0)
+        otrans_c(p, s, es, isa, m, n, ldi, n, ctm, ctn, nt, st_scratch)
         copy_c(s, p, es, isa, n, m, n, ldo, nt, st)
 
 
@@ -775,7 +783,7 @@ def zero(a, *, m=None, n=None, ld=None, threads=None, target=None, streaming=Non
         raise ValueError(f"a must be 2-D, or a flat 1-D buffer with m= and n=; got ndim={a.ndim}")
     cdef int64_t cm = rows, cn = cols, cld = lead
     cdef int nt = _threads(threads, cm * cn)
-    cdef int st = _stream_choice(streaming, cm * cn * es)
+    cdef int st = _stream_choice(streaming, cm * cn * es, _COPY_STREAM_BYTES)
     cdef void *p = cnp.PyArray_DATA(a)
     if cm and cn:
         with nogil:

@@ -2,11 +2,12 @@
 """Timed nogil loops of the dispatch micro-benchmark (``python -m miniapps.dispatch``).
 
 Every measurement splits its calls over ``threads`` OpenMP threads (contiguous shares, one per
-thread); each thread times its own share with a monotonic nanosecond clock, read only before and
-after the loop. A measurement returns ``(thread_seconds, wall_seconds, calls, failures)``:
-the sum over threads of their loop times (so ``thread_seconds / calls`` is the mean cost of one
-call on one thread, contention included), the wall time of the whole parallel region, the calls
-made, and the look-ups that returned no kernel.
+thread); each thread times its share in blocks of ``block`` calls with a monotonic nanosecond
+clock (read once per block). A measurement returns ``(thread_seconds, wall_seconds, calls,
+failures, block_seconds, block_calls)``: the sum over threads of their loop times (so
+``thread_seconds / calls`` is the mean cost of one call on one thread, contention included), the
+wall time of the whole parallel region, the calls made, the look-ups that returned no kernel, and
+every block's seconds and calls (all threads), from which :func:`per_call` takes a median.
 """
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t, uintptr_t
@@ -112,85 +113,166 @@ def _calls(name, value):
     return int(value)
 
 
-cdef double empty_share(int64_t n) noexcept nogil:
-    cdef int64_t i
+# Calls timed together: the clock is read once per block, and the per-call figure is the median
+# over blocks, so a thread preempted during a few blocks (a shared machine) does not skew it.
+BLOCK_CALLS = 1000
+
+
+cdef struct Blocks:
+    double *seconds
+    int64_t *calls
+    int64_t count
+
+
+cdef inline void close_block(Blocks *out, double *last, int64_t calls) noexcept nogil:
+    cdef double now = smm_bench_now()
+    out.seconds[out.count] = now - last[0]
+    out.calls[out.count] = calls
+    out.count += 1
+    last[0] = now
+
+
+cdef double empty_share(int64_t n, int64_t block, Blocks *out) noexcept nogil:
+    cdef int64_t i = 0, e, j
     cdef double t0 = smm_bench_now()
-    for i in range(n):
-        smm_bench_call_empty()
-    return smm_bench_now() - t0
+    cdef double last = t0
+    while i < n:
+        e = min(i + block, n)
+        for j in range(i, e):
+            smm_bench_call_empty()
+        close_block(out, &last, e - i)
+        i = e
+    return last - t0
 
 
-def empty_calls(calls, threads=1):
-    """``calls`` empty calls through a function pointer."""
-    cdef int64_t n = _calls("calls", calls), first, count
-    cdef int nt = _threads(threads), t
-    cdef double[::1] times = np.zeros(nt)
-    cdef double w0, wall
-    with nogil:
-        w0 = smm_bench_now()
-        if nt == 1:
-            times[0] = empty_share(n)
-        else:
-            for t in prange(nt, num_threads=nt, schedule="static", chunksize=1):
-                first = share_first(n, nt, t)
-                count = share_count(n, nt, t)
-                times[t] = empty_share(count)
-        wall = smm_bench_now() - w0
-    return float(np.sum(times)), wall, n, 0
-
-
-cdef double cycle_share(const smm_desc *descs, int64_t nlocal, int64_t first, int64_t n,
-                        int64_t *failed) noexcept nogil:
+cdef double cycle_share(const smm_desc *descs, int64_t nlocal, int64_t first, int64_t n, int64_t block,
+                        Blocks *out, int64_t *failed) noexcept nogil:
     """n look-ups cycling through descriptors [0, nlocal), starting at `first` of the cycle."""
-    cdef int64_t i, j = first % nlocal, bad = 0
+    cdef int64_t i = 0, e, c, j = first % nlocal, bad = 0
     cdef const smm_kernel *kp
     cdef double t0 = smm_bench_now()
-    for i in range(n):
-        kp = dispatch_c(&descs[j])
-        bad += kp == NULL
-        j += 1
-        if j == nlocal:  # a compare, not a modulo: a division would cost as much as the look-up
-            j = 0
+    cdef double last = t0
+    while i < n:
+        e = min(i + block, n)
+        for c in range(i, e):
+            kp = dispatch_c(&descs[j])
+            bad += kp == NULL
+            j += 1
+            if j == nlocal:  # a compare, not a modulo: a division would cost as much as the look-up
+                j = 0
+        close_block(out, &last, e - i)
+        i = e
     failed[0] = bad
-    return smm_bench_now() - t0
-
-
-def dispatch_cycle(Descriptors descs, nlocal, calls, threads=1):
-    """``calls`` look-ups cycling through the first ``nlocal`` descriptors (the cached dispatch)."""
-    cdef int64_t nl = _calls("nlocal", nlocal), n = _calls("calls", calls), first, count
-    if not 1 <= nl <= descs.size:
-        raise ValueError(f"nlocal must be in 1..{descs.size}, got {nl}")
-    cdef int nt = _threads(threads), t
-    cdef double[::1] times = np.zeros(nt)
-    cdef int64_t[::1] bad = np.zeros(nt, dtype=np.int64)
-    cdef double w0, wall
-    with nogil:
-        w0 = smm_bench_now()
-        if nt == 1:
-            times[0] = cycle_share(descs.descs, nl, 0, n, &bad[0])
-        else:
-            for t in prange(nt, num_threads=nt, schedule="static", chunksize=1):
-                first = share_first(n, nt, t)
-                count = share_count(n, nt, t)
-                times[t] = cycle_share(descs.descs, nl, first, count, &bad[t])
-        wall = smm_bench_now() - w0
-    return float(np.sum(times)), wall, n, int(np.sum(bad))
+    return last - t0
 
 
 cdef double order_share(const smm_desc *descs, const int64_t *order, int64_t first, int64_t n,
-                        int64_t nrepeat, int64_t *failed) noexcept nogil:
-    cdef int64_t r, i, bad = 0
+                        int64_t nrepeat, int64_t block, Blocks *out, int64_t *failed) noexcept nogil:
+    cdef int64_t r, i, e, c, bad = 0
     cdef const smm_kernel *kp
     cdef double t0 = smm_bench_now()
+    cdef double last = t0
     for r in range(nrepeat):
-        for i in range(first, first + n):
-            kp = dispatch_c(&descs[order[i]])
-            bad += kp == NULL
+        i = first
+        while i < first + n:
+            e = min(i + block, first + n)
+            for c in range(i, e):
+                kp = dispatch_c(&descs[order[c]])
+                bad += kp == NULL
+            close_block(out, &last, e - i)
+            i = e
     failed[0] = bad
-    return smm_bench_now() - t0
+    return last - t0
 
 
-def dispatch_order(Descriptors descs, order, nrepeat=1, threads=1):
+cdef class _Timings:
+    """Per-thread block records of one measurement (numpy-owned storage)."""
+    cdef object seconds, calls, counts, totals, failed
+    cdef Blocks *blocks
+    cdef int nthreads
+
+    def __cinit__(self, int nthreads, int64_t per_thread_blocks):
+        self.nthreads = nthreads
+        cap = max(per_thread_blocks, 1)
+        self.seconds = np.zeros((nthreads, cap))
+        self.calls = np.zeros((nthreads, cap), dtype=np.int64)
+        self.totals = np.zeros(nthreads)
+        self.failed = np.zeros(nthreads, dtype=np.int64)
+        self.blocks = <Blocks *>calloc(nthreads, sizeof(Blocks))
+        if self.blocks == NULL:
+            raise MemoryError()
+        cdef double[:, ::1] sec = self.seconds
+        cdef int64_t[:, ::1] cal = self.calls
+        cdef int t
+        for t in range(nthreads):
+            self.blocks[t].seconds = &sec[t, 0]
+            self.blocks[t].calls = &cal[t, 0]
+            self.blocks[t].count = 0
+
+    def __dealloc__(self):
+        free(self.blocks)
+
+    def result(self, double wall, int64_t calls):
+        """``(thread_seconds, wall_seconds, calls, failures, block_seconds, block_calls)``."""
+        sec = np.concatenate([self.seconds[t, :self.blocks[t].count] for t in range(self.nthreads)])
+        cal = np.concatenate([self.calls[t, :self.blocks[t].count] for t in range(self.nthreads)])
+        return float(np.sum(self.totals)), wall, calls, int(np.sum(self.failed)), sec, cal
+
+
+cdef int64_t _blocks_per_thread(int64_t calls, int nthreads, int64_t block, int64_t passes=1):
+    cdef int64_t per_thread = (calls + nthreads - 1) // nthreads
+    return passes * ((per_thread + block - 1) // block)
+
+
+def _block(block):
+    if isinstance(block, bool) or not isinstance(block, (int, np.integer)) or block < 1:
+        raise ValueError(f"block must be an int >= 1, got {block!r}")
+    return int(block)
+
+
+def empty_calls(calls, threads=1, block=BLOCK_CALLS):
+    """``calls`` empty calls through a function pointer."""
+    cdef int64_t n = _calls("calls", calls), count, blk = _block(block)
+    cdef int nt = _threads(threads), t
+    cdef _Timings rec = _Timings(nt, _blocks_per_thread(n, nt, blk))
+    cdef double[::1] totals = rec.totals
+    cdef double w0, wall
+    with nogil:
+        w0 = smm_bench_now()
+        if nt == 1:
+            totals[0] = empty_share(n, blk, &rec.blocks[0])
+        else:
+            for t in prange(nt, num_threads=nt, schedule="static", chunksize=1):
+                count = share_count(n, nt, t)
+                totals[t] = empty_share(count, blk, &rec.blocks[t])
+        wall = smm_bench_now() - w0
+    return rec.result(wall, n)
+
+
+def dispatch_cycle(Descriptors descs, nlocal, calls, threads=1, block=BLOCK_CALLS):
+    """``calls`` look-ups cycling through the first ``nlocal`` descriptors (the cached dispatch)."""
+    cdef int64_t nl = _calls("nlocal", nlocal), n = _calls("calls", calls), first, count, blk = _block(block)
+    if not 1 <= nl <= descs.size:
+        raise ValueError(f"nlocal must be in 1..{descs.size}, got {nl}")
+    cdef int nt = _threads(threads), t
+    cdef _Timings rec = _Timings(nt, _blocks_per_thread(n, nt, blk))
+    cdef double[::1] totals = rec.totals
+    cdef int64_t[::1] bad = rec.failed
+    cdef double w0, wall
+    with nogil:
+        w0 = smm_bench_now()
+        if nt == 1:
+            totals[0] = cycle_share(descs.descs, nl, 0, n, blk, &rec.blocks[0], &bad[0])
+        else:
+            for t in prange(nt, num_threads=nt, schedule="static", chunksize=1):
+                first = share_first(n, nt, t)
+                count = share_count(n, nt, t)
+                totals[t] = cycle_share(descs.descs, nl, first, count, blk, &rec.blocks[t], &bad[t])
+        wall = smm_bench_now() - w0
+    return rec.result(wall, n)
+
+
+def dispatch_order(Descriptors descs, order, nrepeat=1, threads=1, block=BLOCK_CALLS):
     """Look up the descriptors in the given order, ``nrepeat`` times (each thread its share of
     ``order``, every repetition). The first look-up of a descriptor builds its kernel."""
     order = np.ascontiguousarray(order)
@@ -198,25 +280,40 @@ def dispatch_order(Descriptors descs, order, nrepeat=1, threads=1):
         raise TypeError(f"order must be a 1-D int64 array, got {order.dtype} of shape {order.shape}")
     if order.size and (order.min() < 0 or order.max() >= descs.size):
         raise ValueError(f"order must index the {descs.size} descriptors")
-    cdef int64_t nrep = _calls("nrepeat", nrepeat), first, count
+    cdef int64_t nrep = _calls("nrepeat", nrepeat), first, count, blk = _block(block)
     cdef int nt = _threads(threads), t
     cdef const int64_t[::1] idx = order
     cdef const int64_t *po = &idx[0] if idx.shape[0] else NULL
     cdef int64_t n = idx.shape[0]
-    cdef double[::1] times = np.zeros(nt)
-    cdef int64_t[::1] bad = np.zeros(nt, dtype=np.int64)
+    cdef _Timings rec = _Timings(nt, _blocks_per_thread(n, nt, blk, nrep))
+    cdef double[::1] totals = rec.totals
+    cdef int64_t[::1] bad = rec.failed
     cdef double w0, wall
     with nogil:
         w0 = smm_bench_now()
         if nt == 1:
-            times[0] = order_share(descs.descs, po, 0, n, nrep, &bad[0])
+            totals[0] = order_share(descs.descs, po, 0, n, nrep, blk, &rec.blocks[0], &bad[0])
         else:
             for t in prange(nt, num_threads=nt, schedule="static", chunksize=1):
                 first = share_first(n, nt, t)
                 count = share_count(n, nt, t)
-                times[t] = order_share(descs.descs, po, first, count, nrep, &bad[t])
+                totals[t] = order_share(descs.descs, po, first, count, nrep, blk, &rec.blocks[t], &bad[t])
         wall = smm_bench_now() - w0
-    return float(np.sum(times)), wall, n * nrep, int(np.sum(bad))
+    return rec.result(wall, n * nrep)
+
+
+def per_call(block_seconds, block_calls):
+    """Seconds per call: the median over blocks of their mean (blocks under half the largest
+    block's calls, e.g. a share's remainder, are left out unless nothing else is left)."""
+    sec = np.asarray(block_seconds, dtype=np.float64)
+    cal = np.asarray(block_calls, dtype=np.float64)
+    if sec.shape != cal.shape:
+        raise ValueError(f"block_seconds and block_calls differ in shape: {sec.shape} vs {cal.shape}")
+    keep = cal > 0
+    if not np.any(keep):
+        return 0.0
+    full = keep & (cal >= cal.max() / 2)
+    return float(np.median(sec[full] / cal[full]))
 
 
 def run_each(Descriptors descs, a, b, c):

@@ -7,8 +7,8 @@ ntotal (default 10000) GEMM shapes (m, n, k) are drawn with each size in [minsiz
 alpha = beta = 1, no transposes, no prefetch, the dtype of --dtype (default f64, the sample's DP).
 nthreads (default 1) OpenMP threads share each measurement's calls; it must be 1 or this rank's
 thread count (--threads). nrepeat (default 1) repeats the read-only measurements. Printed, in ns
-per call on one thread (the sum of the threads' loop times over the calls, contention included),
-with the rate of one thread in MHz:
+per call on one thread (each thread times blocks of 1000 calls; the figure is the median over all
+blocks of their mean, contention included; the slowest rank's), with the rate of one thread in MHz:
   function-call (empty)  a call through a function pointer to an empty C function
   dispatch (ro/cached)   look-ups cycling through the nlocal kernels built beforehand
   code-gen (rw)          the first look-up of every other shape, which builds its kernel (here a
@@ -105,8 +105,7 @@ def main(ctx):
         if warmup is not None:
             warmup()
         ctx.barrier()
-        thread_seconds, wall, calls, failed = fn()
-        results[name] = (thread_seconds, wall, calls, failed)
+        results[name] = fn()
 
     calls = ntotal * nrepeat
     measure("empty", lambda: bench.empty_calls(calls, nthreads), lambda: bench.empty_calls(min(calls, 100000), nthreads))
@@ -138,14 +137,15 @@ def main(ctx):
     if failed_runs:
         failures["check"] = failed_runs
     for name in ("empty", "cached", "build", "registry"):
-        thread_seconds, wall, ncalls, _ = results[name]
-        per_call = thread_seconds / ncalls if ncalls else 0.0
+        thread_seconds, wall, ncalls, failed, block_seconds, block_calls = results[name]
+        per_call = bench.per_call(block_seconds, block_calls)
         worst = _allmax(ctx, per_call)
+        mean = _allmax(ctx, thread_seconds / ncalls if ncalls else 0.0)
         timing = ctx.gather_timing(wall)
-        extra = {"ns_per_call": 1e9 * worst, "ns_per_call_rank0": 1e9 * per_call if ctx.rank == 0 else None,
+        extra = {"ns_per_call": 1e9 * worst, "ns_per_call_mean": 1e9 * mean, "blocks": len(block_calls),
                  "nthreads": nthreads, "ntotal": ntotal, "distinct": nunique, "nlocal": nlocal,
                  "nrepeat": nrepeat, "maxsize": maxsize, "minsize": minsize, "l1_norm": norm,
-                 "failed_lookups": int(results[name][3])}
+                 "failed_lookups": int(failed)}
         if name == "build":
             extra["kernels_built"] = built
         ctx.report(name, timing, calls=ncalls, check=chk if name == "registry" else None, extra=extra,

@@ -32,15 +32,31 @@ def test_shapes_are_distinct_in_range_and_reproducible():
 
 
 @pytest.mark.parametrize("threads", (1, 2, 3))
-def test_measurements_count_their_calls(threads):
+def test_measurements_count_their_calls_in_blocks(threads):
     d = _descs([(3, 4, 5), (6, 7, 8), (9, 2, 1)])
-    for result, calls in ((bench.empty_calls(1001, threads), 1001),
-                          (bench.dispatch_cycle(d, 2, 1001, threads), 1001),
-                          (bench.dispatch_order(d, np.array([2, 0, 1, 1]), 5, threads), 20)):
-        thread_seconds, wall, n, failed = result
+    for result, calls in ((bench.empty_calls(1001, threads, block=100), 1001),
+                          (bench.dispatch_cycle(d, 2, 1001, threads, block=100), 1001),
+                          (bench.dispatch_order(d, np.array([2, 0, 1, 1]), 5, threads, block=3), 20)):
+        thread_seconds, wall, n, failed, block_seconds, block_calls = result
         assert n == calls and failed == 0
         assert thread_seconds > 0 and wall > 0
+        # every call is in exactly one block, no block exceeds the size, each thread's share is
+        # cut into whole blocks plus a remainder
+        assert block_calls.sum() == calls and block_calls.max() <= (3 if calls == 20 else 100)
+        assert len(block_seconds) == len(block_calls) and np.all(block_seconds >= 0)
+        assert block_seconds.sum() == pytest.approx(thread_seconds)
     assert bench.empty_calls(0, threads)[2] == 0
+
+
+def test_per_call_is_the_median_of_full_blocks():
+    # one preempted block (1 s) and a short remainder block (2 calls) do not move the figure
+    sec = np.array([1e-6, 1.2e-6, 1.0, 0.9e-6, 1e-3])
+    cal = np.array([1000, 1000, 1000, 1000, 2])
+    assert bench.per_call(sec, cal) == pytest.approx(np.median([1e-9, 1.2e-9, 1e-3, 0.9e-9]))
+    assert bench.per_call(np.array([2e-6]), np.array([2])) == pytest.approx(1e-6)
+    assert bench.per_call(np.array([]), np.array([])) == 0.0
+    with pytest.raises(ValueError, match="differ in shape"):
+        bench.per_call(np.zeros(2), np.zeros(3))
 
 
 def test_look_ups_return_the_registry_kernels():
@@ -93,6 +109,8 @@ def test_bad_bench_arguments():
         bench.empty_calls(-1)
     with pytest.raises(ValueError, match="threads must be in"):
         bench.empty_calls(10, 0)
+    with pytest.raises(ValueError, match="block must be an int >= 1"):
+        bench.empty_calls(10, 1, block=0)
     with pytest.raises(TypeError, match="order must be a 1-D int64"):
         bench.dispatch_order(d, np.array([0], dtype=np.int32))
     with pytest.raises(ValueError, match="order must index"):
@@ -134,7 +152,7 @@ def test_prints_the_sample_lines_and_records(run_app, tmp_path):
     assert [r["variant"] for r in recs] == ["empty", "cached", "build", "registry"]
     for r in recs:
         assert r["app"] == "dispatch" and r["extra"]["nthreads"] == 2 and r["extra"]["ns_per_call"] > 0
-        assert r["extra"]["failed_lookups"] == 0 and r["calls_per_s"] > 0
+        assert r["extra"]["failed_lookups"] == 0 and r["calls_per_s"] > 0 and r["extra"]["blocks"] >= 1
     assert [r["calls"] for r in recs] == [1000, 1000, distinct - 4, 2 * distinct]
     assert recs[2]["extra"]["kernels_built"] == distinct - 4
     assert recs[3]["check"]["ok"] and [r["check"] for r in recs[:3]] == [None] * 3

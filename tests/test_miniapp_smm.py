@@ -176,9 +176,12 @@ def test_reference_batch_and_numpy_passes_match_einsum(mode, dtype):
 
 
 def test_tolerance_widens_only_for_long_sums():
+    eps32 = float(np.finfo(np.float32).eps)
     assert smm.tolerance(np.float64, 23, 14) == 1e-10
     assert smm.tolerance(np.float32, 23, 14) == 1e-4
-    assert smm.tolerance(np.float32, 23, 10 ** 6) == pytest.approx(np.finfo(np.float32).eps * (10 ** 6 + 23))
+    assert smm.tolerance(np.float32, 23, 10 ** 5) == pytest.approx(eps32 * (10 ** 5 + 23))
+    assert smm.tolerance(np.float32, 23, 10 ** 5, per_term=True) == pytest.approx(eps32 * (23 * 10 ** 5 + 23))
+    assert smm.tolerance(np.float32, 23, 10 ** 9) == 0.5   # a zero result (error 1) still fails
 
 
 def test_error_parts():

@@ -187,6 +187,8 @@ def test_bad_model_arrays_are_named(small):
         K.Stiffness(mesh.ibool.ravel(), mesh.nglob, geom, material, gravity)
     with pytest.raises(ValueError, match="target"):
         K.Stiffness(mesh.ibool, mesh.nglob, geom, material, gravity, target="mmx")
+    with pytest.raises(ValueError, match=r"ops\['hprime'\] must have shape"):
+        K.Stiffness(mesh.ibool, mesh.nglob, geom, material, gravity, ops={**M.gll_operators(), "hprime": np.eye(4)})
 
 
 def test_bad_step_arguments_are_named(small):

@@ -146,7 +146,8 @@ def main(ctx):
     prob = Problem(p, first, count, ctx.dtype, ctx.threads)
     flops = science.flops_per_element(op, m, n, k, mm, nn, kk) * count
     nbytes = science.bytes_per_element(op, m, n, k, mm, nn, kk, item) * count
-    tol = science.tolerance(ctx.dtype, m, n, k) if op != "rstr" else science.tolerance(ctx.dtype, m + mm, n + nn, k + kk)
+    tol = (science.tolerance(ctx.dtype, m + mm, n + nn, k + kk) if op == "rstr"
+           else science.tolerance(ctx.dtype, m, n, k))
     ref = None
     if ctx.check:
         ctx.print("Calculating check...")

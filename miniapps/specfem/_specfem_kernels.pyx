@@ -147,7 +147,9 @@ cdef class StiffnessLoops:
             else:
                 for e in prange(self.nspec, schedule="guided"):
                     element(&m, &kk, e)
-            for c in prange(nchunks, schedule="static"):
+            # guided, not static: a thread that loses its core for a while (shared machines,
+            # oversubscribed ranks) should not hold the whole step up.
+            for c in prange(nchunks, schedule="guided"):
                 g0 = c * ASSEMBLY_CHUNK
                 g1 = g0 + ASSEMBLY_CHUNK
                 if g1 > nglob:

@@ -77,11 +77,14 @@ class Stiffness:
         self.gravity = _array("gravity", gravity, F32, (nspec, 9))
         ops = gll_operators(F32) if ops is None else ops
         self.ops = {}
-        for name in ("hprime", "hprimeT", "hprimewgll", "hprimewgllT"):
-            # The kernels read 5 x 5 matrices column-major: M[i, l] lives at i + 5 l.
-            self.ops[name] = np.asfortranarray(_array(name, np.ascontiguousarray(ops[name], dtype=F32), F32, (5, 5))).ravel(order="F")
-        for name in ("wgll_yz", "wgll_xz", "wgll_xy", "wgll_cube"):
-            self.ops[name] = _array(name, np.ascontiguousarray(ops[name], dtype=F32), F32, (5, 5, 5)).ravel()
+        for name, shape in (("hprime", (5, 5)), ("hprimeT", (5, 5)), ("hprimewgll", (5, 5)), ("hprimewgllT", (5, 5)),
+                            ("wgll_yz", (5, 5, 5)), ("wgll_xz", (5, 5, 5)), ("wgll_xy", (5, 5, 5)),
+                            ("wgll_cube", (5, 5, 5))):
+            x = np.asarray(ops[name], dtype=F32)
+            if x.shape != shape:
+                raise ValueError(f"ops[{name!r}] must have shape {shape}, got {x.shape}")
+            # Matrices go to the kernels column-major (M[i, l] at i + 5 l); weights as [k, j, i] (p = i + 5j + 25k).
+            self.ops[name] = np.ascontiguousarray(x.ravel(order="F" if len(shape) == 2 else "C"))
         self.isa = core.cpu.target_id() if target is None else core.cpu.isa_id(target)
         self.target = core.cpu.ISA_NAMES[self.isa]
         self.inv_start, self.inv_table = inverse_table(self.ibool, self.nglob)

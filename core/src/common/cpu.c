@@ -4,7 +4,22 @@
 #include <cpuid.h>
 #endif
 
+/* CPUID can trap to the hypervisor in a VM (microseconds): every query below is computed once.
+ * Racing first calls compute the same value, so relaxed atomics suffice. */
+static int detect_features(void);
+
 int smm_cpu_features(void)
+{
+  static int cached = -1;
+  int f = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+  if (f < 0) {
+    f = detect_features();
+    __atomic_store_n(&cached, f, __ATOMIC_RELAXED);
+  }
+  return f;
+}
+
+static int detect_features(void)
 {
   int f = 0;
 #if defined(__x86_64__) || defined(__i386__)
@@ -32,7 +47,20 @@ int smm_cpu_best_isa(void)
   return SMM_ISA_GENERIC;
 }
 
+static int detect_zmm_weight(void);
+
 int smm_cpu_zmm_weight(void)
+{
+  static int cached = 0;
+  int w = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+  if (!w) {
+    w = detect_zmm_weight();
+    __atomic_store_n(&cached, w, __ATOMIC_RELAXED);
+  }
+  return w;
+}
+
+static int detect_zmm_weight(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
   unsigned int a, b, c, d;
