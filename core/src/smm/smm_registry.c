@@ -86,14 +86,40 @@ void smm_select_tile(int isa, int dtype, int64_t m, int64_t n, int64_t k, int *m
   select_in(isa, dtype, m, n, k, mv, nr);
 }
 
+/* Cycles of one tile for comparing ISA families: FMA pipe time (a zmm FMA weighs W 256-bit ones,
+ * two of those issue per cycle) against instruction issue (about four per cycle: FMAs, A loads,
+ * B broadcasts), plus the C update. Wider vectors issue fewer instructions for the same lanes,
+ * which the slot model above (one family, one width) does not need to see. */
+static double tile_cycles(int64_t k, int64_t v, int64_t w, int W)
+{
+  const double fma = 0.5 * (double)(W * v * w), issue = 0.25 * (double)(v * w + v + w);
+  return (double)k * (fma > issue ? fma : issue) + 0.75 * (double)(v * w) + 4.0;
+}
+
+static double shape_cycles(int isa, int dtype, int64_t m, int64_t n, int64_t k, int MV, int NR, int W)
+{
+  const int L = lanes_of(isa, dtype);
+  const int64_t mb = (int64_t)MV * L, mfull = m / mb, mrem = m % mb, rv = (mrem + L - 1) / L;
+  const int64_t nfull = n / NR;
+  double total = 0.0;
+  for (int64_t cols = NR, nb = nfull; cols > 0; cols = (cols == NR ? n % NR : 0), nb = 1) {
+    if (!cols || !nb) continue;
+    total += (double)nb * ((double)mfull * tile_cycles(k, MV, cols, W) + (mrem ? tile_cycles(k, rv, cols, W) : 0.0));
+  }
+  return total;
+}
+
 /* Which ISA's tiles run a shape on a path: AVX-512 borrows AVX2 tiles (as BLIS configurations
- * borrow kernels) when their cost, counted in 256-bit operations, is lower. */
+ * borrow kernels) when the cycle model says they are faster, with 512-bit FMAs weighted by
+ * smm_cpu_zmm_weight(). */
 static int code_isa_for(int isa, int dtype, int64_t m, int64_t n, int64_t k)
 {
   if (isa != SMM_ISA_AVX512) return isa;
-  int mv, nr;
-  const double c512 = select_in(SMM_ISA_AVX512, dtype, m, n, k, &mv, &nr) * smm_cpu_zmm_weight();
-  const double c256 = select_in(SMM_ISA_AVX2, dtype, m, n, k, &mv, &nr);
+  int mv5, nr5, mv2, nr2;
+  select_in(SMM_ISA_AVX512, dtype, m, n, k, &mv5, &nr5);
+  select_in(SMM_ISA_AVX2, dtype, m, n, k, &mv2, &nr2);
+  const double c512 = shape_cycles(SMM_ISA_AVX512, dtype, m, n, k, mv5, nr5, smm_cpu_zmm_weight());
+  const double c256 = shape_cycles(SMM_ISA_AVX2, dtype, m, n, k, mv2, nr2, 1);
   return c256 < c512 ? SMM_ISA_AVX2 : SMM_ISA_AVX512;
 }
 

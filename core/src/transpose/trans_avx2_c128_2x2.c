@@ -10,6 +10,7 @@
 #define TR_ELEM smm_elem16
 #define TR_BM 2
 #define TR_BN 4
+#define TR_INPLACE 1
 #define TR_SQ 2
 #define TR_STREAMS 1
 #define TR_PARTIAL 0
@@ -67,7 +68,7 @@ static inline TR_ATTR void tr_diag_sq(smm_elem16 *a, int64_t ld)
 
 const smm_trans_kernels smm_trans_avx2_16 = {
   smm_otrans_avx2_c128_2x2, smm_itrans_swap_avx2_c128_2x2, smm_itrans_diag_avx2_c128_2x2,
-  smm_copy_avx2, smm_zero_avx2, TR_BM, TR_BN, TR_SQ, SMM_ISA_AVX2, 16, 1, "trans_avx2_c128_2x2"
+  smm_copy_avx2, smm_zero_avx2, TR_BM, TR_BN, TR_SQ, SMM_ISA_AVX2, 16, 1, "trans_avx2_c128_2x2", "trans_avx2_c128_2x2"
 };
 
 #endif

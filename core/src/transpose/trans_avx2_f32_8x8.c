@@ -9,6 +9,7 @@
 #define TR_ELEM uint32_t
 #define TR_BM 8
 #define TR_BN 16
+#define TR_INPLACE 1
 #define TR_SQ 8
 #define TR_STREAMS 1
 #define TR_PARTIAL 0
@@ -83,7 +84,7 @@ static inline TR_ATTR void tr_diag_sq(uint32_t *a, int64_t ld)
 
 const smm_trans_kernels smm_trans_avx2_4 = {
   smm_otrans_avx2_f32_8x8, smm_itrans_swap_avx2_f32_8x8, smm_itrans_diag_avx2_f32_8x8,
-  smm_copy_avx2, smm_zero_avx2, TR_BM, TR_BN, TR_SQ, SMM_ISA_AVX2, 4, 1, "trans_avx2_f32_8x8"
+  smm_copy_avx2, smm_zero_avx2, TR_BM, TR_BN, TR_SQ, SMM_ISA_AVX2, 4, 1, "trans_avx2_f32_8x8", "trans_avx2_f32_8x8"
 };
 
 #endif

@@ -10,6 +10,7 @@
 #define TR_ELEM uint64_t
 #define TR_BM 4
 #define TR_BN 8
+#define TR_INPLACE 1
 #define TR_SQ 4
 #define TR_STREAMS 1
 #define TR_PARTIAL 0
@@ -74,7 +75,7 @@ static inline TR_ATTR void tr_diag_sq(uint64_t *a, int64_t ld)
 
 const smm_trans_kernels smm_trans_avx2_8 = {
   smm_otrans_avx2_f64_4x4, smm_itrans_swap_avx2_f64_4x4, smm_itrans_diag_avx2_f64_4x4,
-  smm_copy_avx2, smm_zero_avx2, TR_BM, TR_BN, TR_SQ, SMM_ISA_AVX2, 8, 1, "trans_avx2_f64_4x4"
+  smm_copy_avx2, smm_zero_avx2, TR_BM, TR_BN, TR_SQ, SMM_ISA_AVX2, 8, 1, "trans_avx2_f64_4x4", "trans_avx2_f64_4x4"
 };
 
 #endif

@@ -9,7 +9,7 @@
 #define TR_ELEM smm_elem16
 #define TR_BM 4
 #define TR_BN 4
-#define TR_SQ 4
+#define TR_INPLACE 0 /* the table borrows the AVX2 in-place kernels */
 #define TR_STREAMS 1
 #define TR_PARTIAL 1
 #define TR_NAME(op) smm_##op##_avx512_c128_4x4
@@ -72,29 +72,13 @@ static inline TR_ATTR void tr_block_nt(const smm_elem16 *in, int64_t ldi, smm_el
   for (int i = 0; i < 4; ++i) _mm512_stream_pd((double *)(out + i * ldo), r[i]);
 }
 
-static inline TR_ATTR void tr_swap_sq(smm_elem16 *a, smm_elem16 *b, int64_t ld)
-{
-  __m512d ra[4], rb[4];
-  t4_load_shuffle(a, ld, ra);
-  t4_load_shuffle(b, ld, rb);
-  for (int i = 0; i < 4; ++i) {
-    _mm512_storeu_pd((double *)(a + i * ld), rb[i]);
-    _mm512_storeu_pd((double *)(b + i * ld), ra[i]);
-  }
-}
-
-static inline TR_ATTR void tr_diag_sq(smm_elem16 *a, int64_t ld)
-{
-  __m512d r[4];
-  t4_load_shuffle(a, ld, r);
-  for (int i = 0; i < 4; ++i) _mm512_storeu_pd((double *)(a + i * ld), r[i]);
-}
-
 #include "trans_impl.h"
 
+/* In place, the AVX2 kernels (fewer registers live in a tile swap) measured 5-20 % faster on Zen 4
+ * (double-pumped 512-bit shuffles), in cache and out of it. */
 const smm_trans_kernels smm_trans_avx512_16 = {
-  smm_otrans_avx512_c128_4x4, smm_itrans_swap_avx512_c128_4x4, smm_itrans_diag_avx512_c128_4x4,
-  smm_copy_avx512, smm_zero_avx512, TR_BM, TR_BN, TR_SQ, SMM_ISA_AVX512, 16, 1, "trans_avx512_c128_4x4"
+  smm_otrans_avx512_c128_4x4, smm_itrans_swap_avx2_c128_2x2, smm_itrans_diag_avx2_c128_2x2,
+  smm_copy_avx512, smm_zero_avx512, TR_BM, TR_BN, 2, SMM_ISA_AVX512, 16, 1, "trans_avx512_c128_4x4", "trans_avx2_c128_2x2"
 };
 
 #endif

@@ -9,7 +9,7 @@
 #define TR_ELEM uint64_t
 #define TR_BM 8
 #define TR_BN 8
-#define TR_SQ 8
+#define TR_INPLACE 0 /* the table borrows the AVX2 in-place kernels */
 #define TR_STREAMS 1
 #define TR_PARTIAL 1
 #define TR_NAME(op) smm_##op##_avx512_f64_8x8
@@ -77,32 +77,13 @@ static inline TR_ATTR void tr_block_part(const uint64_t *in, int64_t ldi, uint64
   for (int i = 0; i < mr; ++i) _mm512_mask_storeu_pd((double *)(out + i * ldo), cols, r[i]);
 }
 
-static inline TR_ATTR void tr_swap_sq(uint64_t *a, uint64_t *b, int64_t ld)
-{
-  __m512d ra[8], rb[8];
-  t8_load((const double *)a, ld, ra);
-  t8_load((const double *)b, ld, rb);
-  t8_shuffle(ra);
-  t8_shuffle(rb);
-  for (int i = 0; i < 8; ++i) {
-    _mm512_storeu_pd((double *)(a + i * ld), rb[i]);
-    _mm512_storeu_pd((double *)(b + i * ld), ra[i]);
-  }
-}
-
-static inline TR_ATTR void tr_diag_sq(uint64_t *a, int64_t ld)
-{
-  __m512d r[8];
-  t8_load((const double *)a, ld, r);
-  t8_shuffle(r);
-  for (int i = 0; i < 8; ++i) _mm512_storeu_pd((double *)(a + i * ld), r[i]);
-}
-
 #include "trans_impl.h"
 
+/* In place, the AVX2 kernels (fewer registers live in a tile swap) measured 5-20 % faster on Zen 4
+ * (double-pumped 512-bit shuffles), in cache and out of it. */
 const smm_trans_kernels smm_trans_avx512_8 = {
-  smm_otrans_avx512_f64_8x8, smm_itrans_swap_avx512_f64_8x8, smm_itrans_diag_avx512_f64_8x8,
-  smm_copy_avx512, smm_zero_avx512, TR_BM, TR_BN, TR_SQ, SMM_ISA_AVX512, 8, 1, "trans_avx512_f64_8x8"
+  smm_otrans_avx512_f64_8x8, smm_itrans_swap_avx2_f64_4x4, smm_itrans_diag_avx2_f64_4x4,
+  smm_copy_avx512, smm_zero_avx512, TR_BM, TR_BN, 4, SMM_ISA_AVX512, 8, 1, "trans_avx512_f64_8x8", "trans_avx2_f64_4x4"
 };
 
 #endif

@@ -6,6 +6,7 @@
 #define TR_ATTR
 #define TR_BM 8
 #define TR_BN 8
+#define TR_INPLACE 1
 #define TR_SQ 8
 #define TR_STREAMS 0
 #define TR_PARTIAL 0
@@ -74,7 +75,7 @@ GENERIC_KERNELS(smm_elem16, 16)
   const smm_trans_kernels smm_trans_generic_##SIZE = {                                           \
     smm_otrans_generic_##SIZE, smm_itrans_swap_generic_##SIZE, smm_itrans_diag_generic_##SIZE,  \
     smm_copy_generic, smm_zero_generic, TR_BM, TR_BN, TR_SQ, SMM_ISA_GENERIC, SIZE, 0,           \
-    "trans_generic_" #SIZE "byte_8x8"                                                            \
+    "trans_generic_" #SIZE "byte_8x8", "trans_generic_" #SIZE "byte_8x8"                          \
   };
 GENERIC_TABLE(4)
 GENERIC_TABLE(8)

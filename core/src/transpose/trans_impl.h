@@ -5,7 +5,6 @@
  *   TR_ELEM              scalar type of one element (moved as raw bits)
  *   TR_BM, TR_BN         out-of-place register block: TR_BM rows x TR_BN columns of the input; where
  *                        the path streams, TR_BN elements make one 64-byte output line
- *   TR_SQ                square register block of the in-place kernels
  *   TR_STREAMS           1 if tr_block_nt exists
  *   TR_ATTR              function attributes (the ISA target)
  *   TR_NAME(op)          exported symbol for op (otrans, itrans_swap, itrans_diag)
@@ -13,6 +12,7 @@
  *   tr_block_nt(in, ldi, out, ldo)    the same with non-temporal stores (out rows 64-byte aligned)
  *   TR_PARTIAL           1 if tr_block_part exists, else edges are plain loops
  *   tr_block_part(in, ldi, out, ldo, mr, nc)  edge block: the first mr rows and nc columns only
+ *   TR_INPLACE           1 if the in-place kernels below exist (then also TR_SQ):
  *   tr_swap_sq(a, b, ld)              TR_SQ x TR_SQ blocks a, b: a := b^T, b := a^T
  *   tr_diag_sq(a, ld)                 TR_SQ x TR_SQ block in place
  */
@@ -67,6 +67,7 @@ TR_ATTR void TR_NAME(otrans)(const void *vin, void *vout, int64_t m, int64_t n, 
   (void)nt; /* non-temporal stores are fenced once per thread by the caller (smm_trans_fence) */
 }
 
+#if TR_INPLACE
 TR_ATTR void TR_NAME(itrans_swap)(void *va, void *vb, int64_t m, int64_t n, int64_t ld)
 {
   TR_ELEM *a = (TR_ELEM *)va, *b = (TR_ELEM *)vb;
@@ -99,3 +100,4 @@ TR_ATTR void TR_NAME(itrans_diag)(void *va, int64_t n, int64_t ld)
       a[i * ld + j] = t;
     }
 }
+#endif

@@ -41,6 +41,7 @@ typedef struct smm_trans_kernels {
   int32_t elemsize;  /* bytes per element */
   int32_t streams;   /* 1: otrans/copy/zero have non-temporal stores */
   const char *name;  /* e.g. "trans_avx512_f64_8x8" */
+  const char *name_inplace;  /* the kernels itrans_swap/itrans_diag come from (may be borrowed) */
 } smm_trans_kernels;
 
 /* Orders this thread's non-temporal stores before anything it does next (sfence on x86). */
@@ -54,6 +55,14 @@ const smm_trans_kernels *smm_trans_lookup(int isa, int elemsize);
 extern const smm_trans_kernels smm_trans_generic_4, smm_trans_generic_8, smm_trans_generic_16;
 extern const smm_trans_kernels smm_trans_avx2_4, smm_trans_avx2_8, smm_trans_avx2_16;
 extern const smm_trans_kernels smm_trans_avx512_4, smm_trans_avx512_8, smm_trans_avx512_16;
+
+/* The AVX2 in-place kernels, which the AVX-512 tables borrow (see trans_avx512_*.c). */
+void smm_itrans_swap_avx2_f32_8x8(void *a, void *b, int64_t m, int64_t n, int64_t ld);
+void smm_itrans_diag_avx2_f32_8x8(void *a, int64_t n, int64_t ld);
+void smm_itrans_swap_avx2_f64_4x4(void *a, void *b, int64_t m, int64_t n, int64_t ld);
+void smm_itrans_diag_avx2_f64_4x4(void *a, int64_t n, int64_t ld);
+void smm_itrans_swap_avx2_c128_2x2(void *a, void *b, int64_t m, int64_t n, int64_t ld);
+void smm_itrans_diag_avx2_c128_2x2(void *a, int64_t n, int64_t ld);
 
 /* Copy and zeroing, one per ISA (element size does not matter to them). */
 void smm_copy_generic(const void *in, void *out, int64_t rowbytes, int64_t n, int64_t ldi, int64_t ldo, int streaming);
