@@ -43,6 +43,7 @@ cdef extern from "transpose.h" nogil:
         smm_zero_fn zero
         int32_t block_m, block_n, block_sq, isa, elemsize, streams
         const char *name
+        const char *name_inplace
     const smm_trans_kernels *smm_trans_lookup(int isa, int elemsize)
     void smm_trans_fence()
 
@@ -57,15 +58,16 @@ cdef int64_t COPY_TILE_BYTES = 1 << 18
 
 # Built-in tile sizes (elements: rows x columns of the input) per element size, kind and size class,
 # used when neither arguments, TRANS_M/TRANS_N nor the tuned-parameter file say otherwise. Measured
-# on AMD EPYC Zen 4 (docs/transpose.md): in cache, 1 KiB of each input column by 2 lines of output
-# row; streaming (large), 512 bytes by 2 lines. Rounded up to the register block at run time.
+# on AMD EPYC Zen 4 (docs/transpose.md): out of place in cache, 1 KiB of each input column by 2
+# lines of output row; streaming (large), 512 bytes by 2 lines; in place, square tiles of 1 KiB
+# columns (f32, f64; c128: 16 elements measured best). Rounded up to the register block at run time.
 DEFAULT_TILES = {
     # (elemsize, kind): {size class: (tile_m, tile_n)}
     (4, "o"): {"small": (256, 32), "medium": (256, 32), "large": (128, 32)},
     (8, "o"): {"small": (128, 16), "medium": (128, 16), "large": (64, 16)},
     (16, "o"): {"small": (64, 8), "medium": (64, 8), "large": (32, 8)},
-    (4, "i"): {"small": (64, 64), "medium": (64, 64), "large": (64, 64)},
-    (8, "i"): {"small": (32, 32), "medium": (32, 32), "large": (32, 32)},
+    (4, "i"): {"small": (256, 256), "medium": (256, 256), "large": (256, 256)},
+    (8, "i"): {"small": (128, 128), "medium": (128, 128), "large": (128, 128)},
     (16, "i"): {"small": (16, 16), "medium": (16, 16), "large": (16, 16)},
 }
 
@@ -499,7 +501,8 @@ def plan(m, n, *, dtype=np.float64, kind="o", tile_m=None, tile_n=None, threads=
         src = (src[0], src[0])
         ntiles = -(-m // tm) if m else 0
     return {
-        "target": cpu.ISA_NAMES[isa], "isa_id": isa, "kernel": k.name.decode(), "kind": kind,
+        "target": cpu.ISA_NAMES[isa], "isa_id": isa,
+        "kernel": (k.name if kind == "o" else k.name_inplace).decode(), "kind": kind,
         "dtype": str(np.dtype(dtype)), "tile_m": tm, "tile_n": tn,
         "tile_source": {"m": src[0], "n": src[1]}, "size_class": tuned.size_class(m * n * es),
         "threads": max(1, min(_threads(threads, m * n), ntiles)),
@@ -517,7 +520,8 @@ def tuned_key(kind, dtype):
 
 
 def kernels():
-    """Kernel names per ISA path this CPU runs: ``{'avx2': ['trans_avx2_f32_8x8', ...], ...}``."""
+    """Out-of-place kernel names per ISA path this CPU runs: ``{'avx2': ['trans_avx2_f32_8x8', ...]}``
+    (``plan(..., kind='i')`` names the in-place ones, which a path may borrow from another)."""
     cdef const smm_trans_kernels *k
     out = {}
     for name in cpu.available_targets():

@@ -382,6 +382,8 @@ def test_plan_names_the_kernel_of_each_path(target):
     names = {"generic": "trans_generic_8byte_8x8", "avx2": "trans_avx2_f64_4x4", "avx512": "trans_avx512_f64_8x8"}
     p = tr.plan(100, 100, target=target)
     assert p["kernel"] == names[target] and p["target"] == target
+    inplace = {"generic": "trans_generic_8byte_8x8", "avx2": "trans_avx2_f64_4x4", "avx512": "trans_avx2_f64_4x4"}
+    assert tr.plan(100, 100, target=target, kind="i")["kernel"] == inplace[target]  # AVX-512 borrows AVX2
     assert target in tr.kernels() and len(tr.kernels()[target]) == 3
 
 
