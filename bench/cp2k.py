@@ -12,13 +12,13 @@ shared machine are noisy: compare ratios within one run, and repeat (--repeat) t
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _apps import ROOT, run_app  # noqa: E402
+
 
 VARIANTS = ("blas", "inlined", "dispatched", "specialized", "gemm_batch", "numpy")
 SHORT = {"blas": "BLAS", "inlined": "inl", "dispatched": "disp", "specialized": "spec",
@@ -31,25 +31,9 @@ TARGET_RATIO = {5: 4.0, 13: 2.0}
 
 def run_config(m, path, ranks, threads, *, model, size, repeat, dtype, timeout, extra):
     """One mini-app run; returns its records (one per variant) or raises with the app's stderr."""
-    with tempfile.TemporaryDirectory(prefix="cp2k-bench-") as tmp:
-        out = os.path.join(tmp, "records.jsonl")
-        cmd = [sys.executable, "-m", "miniapps.cp2k", str(m), str(size), "--path", path, "--model", model,
-               "--threads", str(threads), "--repeat", str(repeat), "--dtype", dtype, "--json", out, "--quiet",
-               *extra]
-        if ranks > 1:
-            mpiexec = shutil.which("mpiexec", path=os.pathsep.join([os.path.dirname(sys.executable),
-                                                                   os.environ.get("PATH", "")]))
-            if mpiexec is None:
-                raise RuntimeError("no mpiexec for a multi-rank run (pip install mpich)")
-            cmd = [mpiexec, "-n", str(ranks)] + cmd
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH")) if p)
-        env.pop("OMP_NUM_THREADS", None)
-        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
-        if proc.returncode != 0:
-            raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr}")
-        with open(out) as f:
-            return [json.loads(line) for line in f]
+    return run_app("cp2k", [m, size, "--path", path, "--model", model, "--threads", threads, "--repeat", repeat,
+                            "--dtype", dtype, *extra], ranks=ranks, timeout=timeout)
+
 
 
 def main(argv=None):

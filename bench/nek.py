@@ -12,13 +12,13 @@ ratios within one run, and repeat (--repeat) to smooth them.
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _apps import ROOT, run_app  # noqa: E402
+
 VARIANTS = ("blas", "mxm", "dispatched", "specialized", "numpy")
 SHORT = {"blas": "BLAS", "mxm": "mxm", "dispatched": "disp", "specialized": "spec", "numpy": "numpy"}
 DIMS = {"axhm": ["8", "8", "8"], "grad": ["8", "8", "8"], "rstr": ["8", "8", "8", "10", "10", "10"]}
@@ -28,24 +28,9 @@ TARGET_GFLOPS = {"axhm": (9.5, 18.0), "rstr": (12.1, 24.0)}
 
 def run_config(op, ranks, threads, *, size, repeat, dtype, timeout):
     """One mini-app run; returns its records (one per variant) or raises with the app's stderr."""
-    with tempfile.TemporaryDirectory(prefix="nek-bench-") as tmp:
-        out = os.path.join(tmp, "records.jsonl")
-        cmd = [sys.executable, "-m", "miniapps.nek", op, *DIMS[op], str(size), "--threads", str(threads),
-               "--repeat", str(repeat), "--dtype", dtype, "--json", out, "--quiet"]
-        if ranks > 1:
-            mpiexec = shutil.which("mpiexec", path=os.pathsep.join([os.path.dirname(sys.executable),
-                                                                   os.environ.get("PATH", "")]))
-            if mpiexec is None:
-                raise RuntimeError("no mpiexec for a multi-rank run (pip install mpich)")
-            cmd = [mpiexec, "-n", str(ranks)] + cmd
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH")) if p)
-        env.pop("OMP_NUM_THREADS", None)
-        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
-        if proc.returncode != 0:
-            raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr}")
-        with open(out) as f:
-            return [json.loads(line) for line in f]
+    return run_app("nek", [op, *DIMS[op], size, "--threads", threads, "--repeat", repeat, "--dtype", dtype],
+                   ranks=ranks, timeout=timeout)
+
 
 
 def main(argv=None):

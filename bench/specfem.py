@@ -13,13 +13,13 @@ compare ratios within one run.
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _apps import ROOT, run_app  # noqa: E402
+
 VARIANTS = ("deville", "unrolled", "dispatched", "prefetch", "static", "interleaved", "numpy")
 SHORT = {"deville": "Dev", "unrolled": "unrl", "dispatched": "disp", "prefetch": "pref", "static": "stat",
          "interleaved": "intl", "numpy": "numpy"}
@@ -28,24 +28,8 @@ TARGET_SPEEDUP = 1.1
 
 
 def run_config(elements, ranks, threads, *, repeat, timeout):
-    with tempfile.TemporaryDirectory(prefix="specfem-bench-") as tmp:
-        out = os.path.join(tmp, "records.jsonl")
-        cmd = [sys.executable, "-m", "miniapps.specfem", str(elements), "--threads", str(threads),
-               "--repeat", str(repeat), "--json", out, "--quiet"]
-        if ranks > 1:
-            mpiexec = shutil.which("mpiexec", path=os.pathsep.join([os.path.dirname(sys.executable),
-                                                                   os.environ.get("PATH", "")]))
-            if mpiexec is None:
-                raise RuntimeError("no mpiexec for a multi-rank run (pip install mpich)")
-            cmd = [mpiexec, "-n", str(ranks)] + cmd
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH")) if p)
-        env.pop("OMP_NUM_THREADS", None)
-        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
-        if proc.returncode != 0:
-            raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr}")
-        with open(out) as f:
-            return [json.loads(line) for line in f]
+    return run_app("specfem", [elements, "--threads", threads, "--repeat", repeat], ranks=ranks, timeout=timeout)
+
 
 
 def main(argv=None):
