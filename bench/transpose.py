@@ -113,9 +113,7 @@ def bench_size(n, threads_list, repeat, peers, rng, log):
         tr.transpose(a, out, threads=threads)
         _spot_check(out, a, rng, f"core.transpose {n}^2 threads={threads}")
         rows.append((threads, best))
-    del a, out
-    gc.collect()
-    return rows
+    return rows  # a and out die here: the next size can allocate
 
 
 def bench_inplace(n, threads_list, repeat, rng, log):
@@ -139,8 +137,6 @@ def bench_inplace(n, threads_list, repeat, rng, log):
                              ("core-inplace", lambda: tr.transpose_inplace(a, threads=threads))):
                 best[name] = min(best.get(name, np.inf), _timed(fn))
         rows.append((threads, best))
-    del a, out
-    gc.collect()
     return rows
 
 
@@ -188,9 +184,11 @@ def main(argv=None):
     for n in sizes:
         for threads, best in bench_size(n, threads_list, args.repeat, not args.no_peers, rng, log):
             emit(n, threads, best, lambda name: 3)
+        gc.collect()
     for n in inplace:
         for threads, best in bench_inplace(n, threads_list, args.repeat, rng, log):
             emit(n, threads, best, lambda name: 2 if name == "core-inplace" else 3)
+        gc.collect()
     load1 = os.getloadavg()
     print(f"# load average at the end {load1[0]:.2f} (the machine is shared: compare rows of one run)")
     if args.json:

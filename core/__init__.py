@@ -1,7 +1,9 @@
 """smm-miniapps core: small matrix multiplication kernels and friends.
 
 Sub-modules: ``core.cpu`` (features and the ISA path), ``core.smm`` (GEMM kernels, registry,
-batches); see docs/api.md.
+batches), ``core.transpose`` (transpose, copy, zero), ``core.tuned`` (tuned-parameter file),
+``core.acc`` (accelerator-style device), ``core.conv`` and ``core.dnn`` (conv-net kernels),
+``core.threads`` (thread policy, pinning); see docs/api.md.
 """
 __version__ = "0.1.0"
 

@@ -30,7 +30,8 @@ from core import _config, cpu, tuned
 cnp.import_array()
 
 cdef extern from "transpose.h" nogil:
-    ctypedef void (*smm_otrans_fn)(const void *, void *, int64_t, int64_t, int64_t, int64_t, int) noexcept nogil
+    ctypedef void (*smm_otrans_fn)(const void *, void *, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
+                                   int) noexcept nogil
     ctypedef void (*smm_itrans_swap_fn)(void *, void *, int64_t, int64_t, int64_t) noexcept nogil
     ctypedef void (*smm_itrans_diag_fn)(void *, int64_t, int64_t) noexcept nogil
     ctypedef void (*smm_copy_fn)(const void *, void *, int64_t, int64_t, int64_t, int64_t, int) noexcept nogil
@@ -58,17 +59,21 @@ cdef int64_t COPY_TILE_BYTES = 1 << 18
 
 # Built-in tile sizes (elements: rows x columns of the input) per element size, kind and size class,
 # used when neither arguments, TRANS_M/TRANS_N nor the tuned-parameter file say otherwise. Measured
-# on AMD EPYC Zen 4 (docs/transpose.md): out of place in cache, 1 KiB of each input column by 2
-# lines of output row; streaming (large), 512 bytes by 2 lines; in place, square tiles of 1 KiB
-# columns (f32, f64; c128: 16 elements measured best). Rounded up to the register block at run time.
+# on AMD EPYC Zen 4 (docs/transpose.md). Out of place: strips 2 output lines wide (tile N), tall
+# (tile M = 2048 rows): streaming, a band that tall keeps the input streams long and the output
+# rows in use few (20000^2 f64: 64 rows 43 %, 512 rows 62 %, 2048 rows 77 % of the copy); in cache,
+# tall tiles were as good as any (704^2: 256 to 2048 rows 88-89 %, 64 rows 81 %). In place: square
+# tiles of 8 KiB columns (the mirrored tile's row panel is read in bursts that long; 20000^2 f64:
+# tiles of 128 / 256 / 512 / 1024 gave 50 / 63 / 72 / 77 % of the copy). Rounded up to the register
+# block at run time.
 DEFAULT_TILES = {
     # (elemsize, kind): {size class: (tile_m, tile_n)}
-    (4, "o"): {"small": (256, 32), "medium": (256, 32), "large": (128, 32)},
-    (8, "o"): {"small": (128, 16), "medium": (128, 16), "large": (64, 16)},
-    (16, "o"): {"small": (64, 8), "medium": (64, 8), "large": (32, 8)},
-    (4, "i"): {"small": (256, 256), "medium": (256, 256), "large": (256, 256)},
-    (8, "i"): {"small": (128, 128), "medium": (128, 128), "large": (128, 128)},
-    (16, "i"): {"small": (16, 16), "medium": (16, 16), "large": (16, 16)},
+    (4, "o"): {"small": (2048, 32), "medium": (2048, 32), "large": (2048, 32)},
+    (8, "o"): {"small": (2048, 16), "medium": (2048, 16), "large": (2048, 16)},
+    (16, "o"): {"small": (2048, 8), "medium": (2048, 8), "large": (2048, 8)},
+    (4, "i"): {"small": (2048, 2048), "medium": (2048, 2048), "large": (2048, 2048)},
+    (8, "i"): {"small": (1024, 1024), "medium": (1024, 1024), "large": (1024, 1024)},
+    (16, "i"): {"small": (512, 512), "medium": (512, 512), "large": (512, 512)},
 }
 
 # The tuned-parameter file keys tiles by element size, named after the float type of that size.
@@ -97,6 +102,7 @@ _COPY_STREAM_BYTES = _LLC_BYTES // 4
 cdef int _default_isa = cpu.target_id()
 
 
+
 # ----------------------------------------------------------------------------------- nogil drivers
 
 cdef inline int64_t _round_up(int64_t x, int64_t b) noexcept nogil:
@@ -107,37 +113,46 @@ cdef inline int64_t _min(int64_t a, int64_t b) noexcept nogil:
     return a if a < b else b
 
 
-cdef inline void _otrans_tile(const smm_trans_kernels *k, const char *inp, char *out, int64_t m, int64_t n,
-                              int64_t ldi, int64_t ldo, int64_t tm, int64_t tn, int64_t ntm, int64_t t,
+cdef inline void _otrans_unit(const smm_trans_kernels *k, const char *inp, char *out, int64_t m, int64_t n,
+                              int64_t ldi, int64_t ldo, int64_t tm, int64_t tn, int bands, int64_t u,
                               int streaming) noexcept nogil:
-    # Consecutive tiles walk down the input's columns (a strip of tile_n columns).
-    cdef int64_t i0 = (t % ntm) * tm, j0 = (t // ntm) * tn, es = k.elemsize
-    k.otrans(inp + (j0 * ldi + i0) * es, out + (i0 * ldo + j0) * es,
-             _min(tm, m - i0), _min(tn, n - j0), ldi, ldo, streaming)
+    cdef int64_t es = k.elemsize, i0, j0
+    if bands:  # unit u: rows [u*tm, u*tm + tm), every column
+        i0 = u * tm
+        k.otrans(inp + i0 * es, out + i0 * ldo * es, _min(tm, m - i0), n, ldi, ldo, tm, tn, streaming)
+    else:      # unit u: columns [u*tn, u*tn + tn), every row
+        j0 = u * tn
+        k.otrans(inp + j0 * ldi * es, out + j0 * es, m, _min(tn, n - j0), ldi, ldo, tm, tn, streaming)
 
 
 cdef void _otrans_run(const smm_trans_kernels *k, const char *inp, char *out, int64_t m, int64_t n,
                       int64_t ldi, int64_t ldo, int64_t tm, int64_t tn, int nthreads,
                       int streaming) noexcept nogil:
-    cdef int64_t ntm = (m + tm - 1) // tm, ntn = (n + tn - 1) // tn
-    cdef int64_t ntiles = ntm * ntn, t
-    if ntiles <= 0:
+    cdef int64_t units, u
+    cdef int bands
+    if m <= 0 or n <= 0:
         return
-    if nthreads > ntiles:
-        nthreads = <int>ntiles
+    if nthreads > 1:
+        # Threads take whole units: bands of tm rows when streaming (each thread then writes its own
+        # output rows), strips of tn columns otherwise (its own input columns); strips also when there
+        # are too few bands to share. Dynamic, so that a thread slowed by a neighbour on a shared
+        # node takes fewer.
+        units = (m + tm - 1) // tm
+        bands = streaming and units >= 2 * nthreads
+        if not bands:
+            units = (n + tn - 1) // tn
+        if nthreads > units:
+            nthreads = <int>units
     if nthreads <= 1:
-        for t in range(ntiles):
-            _otrans_tile(k, inp, out, m, n, ldi, ldo, tm, tn, ntm, t, streaming)
+        k.otrans(inp, out, m, n, ldi, ldo, tm, tn, streaming)
         if streaming:
             smm_trans_fence()
-    else:
-        # A thread takes a whole column strip of tiles at a time (its streams continue from tile to
-        # tile); dynamic, so that a thread slowed by a neighbour on a shared node takes fewer.
-        with parallel(num_threads=nthreads):
-            for t in prange(ntiles, schedule="dynamic", chunksize=ntm):
-                _otrans_tile(k, inp, out, m, n, ldi, ldo, tm, tn, ntm, t, streaming)
-            if streaming:
-                smm_trans_fence()  # each thread, once: its streaming stores are done before the join
+        return
+    with parallel(num_threads=nthreads):
+        for u in prange(units, schedule="dynamic", chunksize=1):
+            _otrans_unit(k, inp, out, m, n, ldi, ldo, tm, tn, bands, u, streaming)
+        if streaming:
+            smm_trans_fence()  # each thread, once: its streaming stores are done before the join
 
 
 cdef inline int64_t _to_line(const void *p, int64_t es) noexcept nogil:
@@ -158,7 +173,7 @@ cdef int otrans_c(const void *inp, void *out, int elemsize, int isa, int64_t m, 
     if m <= 0 or n <= 0:
         return 0
     es = k.elemsize
-    tm = _round_up(tile_m if tile_m > 0 else 512 // es, k.block_m)
+    tm = _round_up(tile_m if tile_m > 0 else 2048, k.block_m)
     tn = _round_up(tile_n if tile_n > 0 else 128 // es, k.block_n)
     # numpy aligns arrays to 16 bytes only. When a leading dimension is a whole number of 64-byte
     # lines, the first pi rows (and pj columns) go apart, so that every register block of the rest
@@ -210,7 +225,7 @@ cdef int itrans_square_c(void *a, int elemsize, int isa, int64_t n, int64_t ld, 
     if n <= 1:
         return 0
     es = k.elemsize
-    t = _round_up(tile if tile > 0 else 256 // es, k.block_sq)
+    t = _round_up(tile if tile > 0 else 8192 // es, k.block_sq)
     # As out of place: with a line-multiple leading dimension, the first p rows and columns go apart
     # (a thin border: the p x p corner and the p-row strip swapped with the p-column strip), so that
     # the tiles of the rest load and store whole lines.

@@ -108,8 +108,10 @@ def test_streaming_with_misaligned_output_and_line_multiple_ld(target, offset, r
     a = _random((n, m), np.float64, rng).reshape(-1)
     base = np.zeros(ldo * m + 16)
     out = base[offset:offset + ldo * m]
-    tr.transpose(a, out, m=m, n=n, ldo=ldo, threads=2, target=target, streaming=True)
-    np.testing.assert_array_equal(out, _flat_reference(a, m, n, m, ldo, np.zeros(ldo * m)))
+    for tile_m in (None, 16):  # one band (threads share strips), or many (threads share bands)
+        out[:] = 0
+        tr.transpose(a, out, m=m, n=n, ldo=ldo, threads=2, target=target, streaming=True, tile_m=tile_m)
+        np.testing.assert_array_equal(out, _flat_reference(a, m, n, m, ldo, np.zeros(ldo * m)))
 
 
 @pytest.mark.parametrize("target", TARGETS)

@@ -37,7 +37,13 @@ def test_tiny_study_end_to_end_and_the_library_uses_it(tmp_path, monkeypatch):
     assert p.returncode == 0, p.stderr
     doc = json.loads((tmp_path / "tuned.json").read_text())
     entry = doc["entries"]["transpose"][cpu.model()][cpu.target()]["otrans-f64"]["small"]
-    assert 2 <= entry["tile_m"] <= 48 and 2 <= entry["tile_n"] <= 48
+    base = entry["baseline"]
+    assert (base["tile_m"], base["tile_n"]) == tr.DEFAULT_TILES[(8, "o")]["small"] and base["runs_per_s"] > 0
+    if entry["chosen"] == "trial":  # else the built-in default measured faster than every trial
+        assert 2 <= entry["tile_m"] <= 48 and 2 <= entry["tile_n"] <= 48
+        assert entry["runs_per_s"] * 1.02 >= base["runs_per_s"]
+    else:
+        assert (entry["tile_m"], entry["tile_n"]) == (base["tile_m"], base["tile_n"])
     assert entry["trials"] == 3 and entry["runs_per_s"] > 0 and entry["shapes"] == [8, 48]
     assert f"tile {entry['tile_m']}x{entry['tile_n']}" in p.stdout
     storage = tmp_path / "transpose-tune.sqlite3"

@@ -128,7 +128,7 @@ def main(ctx):
     src = p["tile_source"]
     ctx.print(f"\tkernel={p['kernel']} tile={p['tile_m']}x{p['tile_n']} ({src['m']}/{src['n']}) "
               f"threads={p['threads']} streaming={'yes' if p['streaming'] else 'no'}"
-              + (f" (per random shape: size class, tiles and threads as planned)" if random else ""))
+              + (" (per random shape: size class, tiles and threads as planned)" if random else ""))
 
     inbuf = np.zeros(ldi * n, dtype=dtype)
     _fill(inbuf, m, n, ldi)
@@ -164,6 +164,7 @@ def main(ctx):
         ctx.report("numpy", ref, extra=extra, label="numpy (reference)", **work)
         ratio = extra["reference_ratio"]
         ctx.print(f"\treference: {ratio:.2f}x" if ratio is not None else "\treference: -")
+
 
 if __name__ == "__main__":
     rt.run("transpose", main, add_arguments, doc=__doc__)

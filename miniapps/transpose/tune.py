@@ -7,7 +7,8 @@ Searches the tile M (extent along the input's rows) and N (along its columns) in
 `nruns` random shapes drawn from [begin, end] with tight leading dimensions (the sample's
 `transpose o end end end end nruns -begin`), each shape once untimed and once timed, and scores
 runs per second (nruns / total seconds; the best of --repeat passes). The best tile is the fastest
-trial, ties (within --tie) going to the smallest M*N. It is written into the tuned-parameter file
+trial, ties (within --tie) going to the smallest M*N; if the library's built-in default (measured
+the same way) is faster still, the default is kept. The result is written into the tuned-parameter file
 (SMM_TUNED_FILE, default ~/.cache/smm-miniapps/tuned.json) for this CPU model, ISA path, element
 size and size class, and core.transpose uses it by default from then on.
 
@@ -187,9 +188,21 @@ def tune_range(args, begin, end, size_class, storage_url, log):
     best = pick_best(study.trials, args.tie)
     if best is None:
         raise SystemExit(f"study {name!r} has no completed trial")
+    tile = (int(best.user_attrs["tile_m"]), int(best.user_attrs["tile_n"]))
+    runs_per_s = float(best.value)
+    # The built-in default, measured the same way now: tuning must never make the library slower,
+    # and the default may lie outside the searched range (it does for large matrices: tall bands).
+    base_tile = tr.DEFAULT_TILES[(es, args.kind)][size_class]
+    base_rps = measure(*base_tile)
+    chosen = "trial"
+    if base_rps > runs_per_s * (1.0 + args.tie):
+        tile, runs_per_s, chosen = base_tile, base_rps, "built-in default (faster than every trial)"
+        log(f"the built-in default {base_tile[0]}x{base_tile[1]} ({base_rps:.1f} runs/s) beat the best "
+            f"trial ({best.value:.1f} runs/s): keeping it")
     result = {
-        "tile_m": int(best.user_attrs["tile_m"]), "tile_n": int(best.user_attrs["tile_n"]),
-        "runs_per_s": float(best.value), "trials": len([t for t in study.trials if t.state.name == "COMPLETE"]),
+        "tile_m": int(tile[0]), "tile_n": int(tile[1]), "chosen": chosen,
+        "baseline": {"tile_m": int(base_tile[0]), "tile_n": int(base_tile[1]), "runs_per_s": base_rps},
+        "runs_per_s": runs_per_s, "trials": len([t for t in study.trials if t.state.name == "COMPLETE"]),
         "shapes": [begin, end], "nruns": nruns, "threads": threads or 0,
         "size_class": size_class, "study": name, "storage": storage_url,
         "updated": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

@@ -28,7 +28,7 @@ static inline TR_ATTR __attribute__((unused)) void TR_NAME(edge)(const TR_ELEM *
 }
 
 TR_ATTR void TR_NAME(otrans)(const void *vin, void *vout, int64_t m, int64_t n, int64_t ldi, int64_t ldo,
-                             int streaming)
+                             int64_t tm, int64_t tn, int streaming)
 {
   const TR_ELEM *in = (const TR_ELEM *)vin;
   TR_ELEM *out = (TR_ELEM *)vout;
@@ -37,21 +37,37 @@ TR_ATTR void TR_NAME(otrans)(const void *vin, void *vout, int64_t m, int64_t n, 
    * lines, which costs more than the read-for-ownership the streaming store saves. */
   const int nt = TR_STREAMS && streaming && ((uintptr_t)out % 64 == 0)
                  && ((ldo * (int64_t)sizeof(TR_ELEM)) % 64 == 0);
+  tm = tm < TR_BM ? TR_BM : tm - tm % TR_BM;
+  tn = tn < TR_BN ? TR_BN : tn - tn % TR_BN;
 #if TR_STREAMS
   if (nt) {
-    /* Streaming: row blocks outside, so each output row receives TR_BN-element runs back to back
-     * (full-speed non-temporal writes need a few consecutive lines per row and visit), while the
-     * input columns are read as sequential streams down the tile. */
-    for (int64_t i = 0; i < mb; i += TR_BM)
-      for (int64_t j = 0; j < nb; j += TR_BN)
-        tr_block_nt(in + j * ldi + i, ldi, out + i * ldo + j, ldo);
+    /* Streaming: bands of tm rows, crossed by strips of tn columns. In a strip, row blocks go
+     * outside so that each output row receives tn-element runs back to back (full-speed
+     * non-temporal writes need a few consecutive lines per row and visit) while the strip's input
+     * columns are read as sequential streams; a band keeps the output rows (and their pages) in
+     * use few, a tall band keeps the input streams long. */
+    for (int64_t i0 = 0; i0 < mb; i0 += tm) {
+      const int64_t i1 = i0 + tm < mb ? i0 + tm : mb;
+      for (int64_t j0 = 0; j0 < nb; j0 += tn) {
+        const int64_t j1 = j0 + tn < nb ? j0 + tn : nb;
+        for (int64_t i = i0; i < i1; i += TR_BM)
+          for (int64_t j = j0; j < j1; j += TR_BN)
+            tr_block_nt(in + j * ldi + i, ldi, out + i * ldo + j, ldo);
+      }
+    }
   } else
 #endif
   {
-    /* In cache: column blocks outside, the input read down TR_BN columns at a time. */
-    for (int64_t j = 0; j < nb; j += TR_BN)
-      for (int64_t i = 0; i < mb; i += TR_BM)
-        tr_block(in + j * ldi + i, ldi, out + i * ldo + j, ldo);
+    /* In cache: strips of tn columns, cut into tiles of tm rows; in a tile, column blocks outside. */
+    for (int64_t j0 = 0; j0 < nb; j0 += tn) {
+      const int64_t j1 = j0 + tn < nb ? j0 + tn : nb;
+      for (int64_t i0 = 0; i0 < mb; i0 += tm) {
+        const int64_t i1 = i0 + tm < mb ? i0 + tm : mb;
+        for (int64_t j = j0; j < j1; j += TR_BN)
+          for (int64_t i = i0; i < i1; i += TR_BM)
+            tr_block(in + j * ldi + i, ldi, out + i * ldo + j, ldo);
+      }
+    }
   }
 #if TR_PARTIAL
   if (mb < m)

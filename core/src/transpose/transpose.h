@@ -10,13 +10,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Out-of-place: in is m x n (ldi), out is n x m (ldo); out[i*ldo + j] = in[j*ldi + i].
+/* Out-of-place: in is m x n (ldi), out is n x m (ldo); out[i*ldo + j] = in[j*ldi + i], in tiles of
+ * tm x tn input elements (multiples of the register block).
  * streaming != 0 asks for non-temporal stores; the kernel uses them only when every output row
- * of the tile starts on a 64-byte boundary (otherwise it silently stores normally). Kernels that
- * stream do not fence: each thread calls smm_trans_fence() once after its last tile (a fence per
- * tile stalls until the write-combining buffers drain, which costs more than a small tile's work). */
+ * starts on a 64-byte boundary (otherwise it silently stores normally). Kernels that stream do not
+ * fence: each thread calls smm_trans_fence() once after its last call (a fence per call stalls
+ * until the write-combining buffers drain, which costs more than a small region's work). */
 typedef void (*smm_otrans_fn)(const void *in, void *out, int64_t m, int64_t n, int64_t ldi, int64_t ldo,
-                              int streaming);
+                              int64_t tm, int64_t tn, int streaming);
 /* Swap-transpose of two disjoint blocks: a is m x n, b is n x m, same ld; a := b^T, b := a^T. */
 typedef void (*smm_itrans_swap_fn)(void *a, void *b, int64_t m, int64_t n, int64_t ld);
 /* In-place transpose of the n x n block at a. */
