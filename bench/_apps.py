@@ -30,3 +30,14 @@ def run_app(app, args, *, ranks=1, timeout=None):
             raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr}")
         with open(out) as f:
             return [json.loads(line) for line in f]
+
+
+def save_sweep(path, args, rows, records, start, failures):
+    """Writes a sweep's table rows and raw records as JSON, prints the closing line, returns the
+    exit status (1 when a configuration failed)."""
+    import time
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump({"args": vars(args), "rows": rows, "records": records}, f, indent=1)
+    print(f"\n{len(rows)} configurations in {time.time() - start:.0f} s; records in {path}")
+    return 1 if failures else 0

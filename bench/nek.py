@@ -10,14 +10,13 @@ specialized kernels on this machine class). Timings on a shared machine are nois
 ratios within one run, and repeat (--repeat) to smooth them.
 """
 import argparse
-import json
 import os
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _apps import ROOT, run_app  # noqa: E402
+from _apps import ROOT, run_app, save_sweep  # noqa: E402
 
 VARIANTS = ("blas", "mxm", "dispatched", "specialized", "numpy")
 SHORT = {"blas": "BLAS", "mxm": "mxm", "dispatched": "disp", "specialized": "spec", "numpy": "numpy"}
@@ -78,11 +77,7 @@ def main(argv=None):
                     note = f"spec>={want}: {'ok' if g['specialized'] >= want else 'MISS'}"
                 print(line + " | " + note, flush=True)
                 rows.append({"op": op, "ranks": ranks, "threads": threads, "gflops": g})
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump({"args": vars(args), "rows": rows, "records": records}, f, indent=1)
-    print(f"\n{len(rows)} configurations in {time.time() - start:.0f} s; records in {args.out}")
-    return 1 if failures else 0
+    return save_sweep(args.out, args, rows, records, start, failures)
 
 
 if __name__ == "__main__":

@@ -11,14 +11,13 @@ machine class, and at least 1.1x faster than Deville). Timings on a shared machi
 compare ratios within one run.
 """
 import argparse
-import json
 import os
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _apps import ROOT, run_app  # noqa: E402
+from _apps import ROOT, run_app, save_sweep  # noqa: E402
 
 VARIANTS = ("deville", "unrolled", "dispatched", "prefetch", "static", "interleaved", "numpy")
 SHORT = {"deville": "Dev", "unrolled": "unrl", "dispatched": "disp", "prefetch": "pref", "static": "stat",
@@ -75,11 +74,7 @@ def main(argv=None):
                          f">= {TARGET_SPEEDUP}x Deville: {'ok' if ok_speed else 'MISS'}")
             print(line, flush=True)
             rows.append({"ranks": ranks, "threads": threads, "seconds": t, "best": best})
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump({"args": vars(args), "rows": rows, "records": records}, f, indent=1)
-    print(f"\n{len(rows)} configurations in {time.time() - start:.0f} s; records in {args.out}")
-    return 1 if failures else 0
+    return save_sweep(args.out, args, rows, records, start, failures)
 
 
 if __name__ == "__main__":

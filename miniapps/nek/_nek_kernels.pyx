@@ -133,6 +133,18 @@ def _kernel_triplet(kernels, shapes, bint is_double):
     return out
 
 
+cdef inline void _derivatives(int variant, int isa, const smm_kernel *k1, const smm_kernel *k2,
+                              const smm_kernel *k3, smm_desc *desc, int m, int n, int k, const real *dx,
+                              const real *dy, const real *dz, const real *ae, real *tm1, real *tm2,
+                              real *tm3, int *failed) noexcept nogil:
+    """The three GEMM groups of axhm and grad: tm1 = dx a, tm2_j = a_j dy (per slice), tm3 = a dz."""
+    cdef int j, mn = m * n
+    gemm(variant, isa, k1, desc, m, n * k, m, dx, ae, tm1, failed)
+    for j in range(k):
+        gemm(variant, isa, k2, desc, m, n, n, ae + j * mn, dy, tm2 + j * mn, failed)
+    gemm(variant, isa, k3, desc, mn, k, k, ae, dz, tm3, failed)
+
+
 def axhm(int variant, int isa, int nthreads, int64_t repetitions, int m, int n, int k,
          real[::1] a, real[::1] b, real[::1] g1, real[::1] g2, real[::1] g3,
          real[::1] dx, real[::1] dy, real[::1] dz, real[::1] c, double h1, double h2, kernels=None):
@@ -147,7 +159,6 @@ def axhm(int variant, int isa, int nthreads, int64_t repetitions, int m, int n, 
     cdef int failed = 0
     cdef int nomem = 0
     cdef int *pnomem = &nomem
-    cdef int nk = n * k, mn = m * n
     init_desc(&desc0, is_double)
     if variant == SPECIALIZED:
         ks = _kernel_triplet(kernels, kernels_needed("axhm", m, n, k), is_double)
@@ -171,10 +182,8 @@ def axhm(int variant, int isa, int nthreads, int64_t repetitions, int m, int n, 
             for r in range(repetitions):
                 for e in prange(nelem, schedule="static"):
                     ae = &a[0] + e * mnk
-                    gemm(variant, isa, k1, &desc, m, nk, m, &dx[0], ae, tm1, &failed)
-                    for j in range(k):
-                        gemm(variant, isa, k2, &desc, m, n, n, ae + j * mn, &dy[0], tm2 + j * mn, &failed)
-                    gemm(variant, isa, k3, &desc, mn, k, k, ae, &dz[0], tm3, &failed)
+                    _derivatives(variant, isa, k1, k2, k3, &desc, m, n, k, &dx[0], &dy[0], &dz[0], ae,
+                                 tm1, tm2, tm3, &failed)
                     if real is double:
                         nek_helmholtz_f64[isa](&g1[0] + e * mnk, &g2[0] + e * mnk, &g3[0] + e * mnk,
                                                tm1, tm2, tm3, ae, &b[0] + e * mnk, &c[0] + e * mnk,
@@ -202,7 +211,6 @@ def grad(int variant, int isa, int nthreads, int64_t repetitions, int m, int n, 
     cdef int failed = 0
     cdef int nomem = 0
     cdef int *pnomem = &nomem
-    cdef int nk = n * k, mn = m * n
     init_desc(&desc0, is_double)
     if variant == SPECIALIZED:
         ks = _kernel_triplet(kernels, kernels_needed("grad", m, n, k), is_double)
@@ -226,10 +234,8 @@ def grad(int variant, int isa, int nthreads, int64_t repetitions, int m, int n, 
             for r in range(repetitions):
                 for e in prange(nelem, schedule="static"):
                     ae = &a[0] + e * mnk
-                    gemm(variant, isa, k1, &desc, m, nk, m, &dx[0], ae, tm1, &failed)
-                    for j in range(k):
-                        gemm(variant, isa, k2, &desc, m, n, n, ae + j * mn, &dy[0], tm2 + j * mn, &failed)
-                    gemm(variant, isa, k3, &desc, mn, k, k, ae, &dz[0], tm3, &failed)
+                    _derivatives(variant, isa, k1, k2, k3, &desc, m, n, k, &dx[0], &dy[0], &dz[0], ae,
+                                 tm1, tm2, tm3, &failed)
                     if real is double:
                         nek_copy_f64[isa](tm1, &cx[0] + e * mnk, mnk)
                         nek_copy_f64[isa](tm2, &cy[0] + e * mnk, mnk)

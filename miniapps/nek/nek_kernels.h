@@ -30,17 +30,7 @@
 #define VFMA(a, b, c) _mm_add_pd(_mm_mul_pd((a), (b)), (c))
 #define SFMA(a, b, c) ((a) * (b) + (c))
 #include "nek_stream_tpl.h"
-#undef T
-#undef L
-#undef V
-#undef ALIGN
-#undef SFX
-#undef VLOADU
-#undef VSTREAM
-#undef VSET1
-#undef VMUL
-#undef VFMA
-#undef SFMA
+#include "nek_vocab_undef.h"
 #define T float
 #define L 4
 #define V __m128
@@ -53,17 +43,7 @@
 #define VFMA(a, b, c) _mm_add_ps(_mm_mul_ps((a), (b)), (c))
 #define SFMA(a, b, c) ((a) * (b) + (c))
 #include "nek_stream_tpl.h"
-#undef T
-#undef L
-#undef V
-#undef ALIGN
-#undef SFX
-#undef VLOADU
-#undef VSTREAM
-#undef VSET1
-#undef VMUL
-#undef VFMA
-#undef SFMA
+#include "nek_vocab_undef.h"
 #else
 #define L 1
 #define ALIGN 8
@@ -99,17 +79,7 @@
 #define VFMA(a, b, c) _mm256_fmadd_pd((a), (b), (c))
 #define SFMA(a, b, c) __builtin_fma((a), (b), (c))
 #include "nek_stream_tpl.h"
-#undef T
-#undef L
-#undef V
-#undef ALIGN
-#undef SFX
-#undef VLOADU
-#undef VSTREAM
-#undef VSET1
-#undef VMUL
-#undef VFMA
-#undef SFMA
+#include "nek_vocab_undef.h"
 #define T float
 #define L 8
 #define V __m256
@@ -122,17 +92,7 @@
 #define VFMA(a, b, c) _mm256_fmadd_ps((a), (b), (c))
 #define SFMA(a, b, c) __builtin_fmaf((a), (b), (c))
 #include "nek_stream_tpl.h"
-#undef T
-#undef L
-#undef V
-#undef ALIGN
-#undef SFX
-#undef VLOADU
-#undef VSTREAM
-#undef VSET1
-#undef VMUL
-#undef VFMA
-#undef SFMA
+#include "nek_vocab_undef.h"
 #undef TGT
 
 /* ---------------- AVX-512 ---------------- */
@@ -149,17 +109,7 @@
 #define VFMA(a, b, c) _mm512_fmadd_pd((a), (b), (c))
 #define SFMA(a, b, c) __builtin_fma((a), (b), (c))
 #include "nek_stream_tpl.h"
-#undef T
-#undef L
-#undef V
-#undef ALIGN
-#undef SFX
-#undef VLOADU
-#undef VSTREAM
-#undef VSET1
-#undef VMUL
-#undef VFMA
-#undef SFMA
+#include "nek_vocab_undef.h"
 #define T float
 #define L 16
 #define V __m512
@@ -172,17 +122,7 @@
 #define VFMA(a, b, c) _mm512_fmadd_ps((a), (b), (c))
 #define SFMA(a, b, c) __builtin_fmaf((a), (b), (c))
 #include "nek_stream_tpl.h"
-#undef T
-#undef L
-#undef V
-#undef ALIGN
-#undef SFX
-#undef VLOADU
-#undef VSTREAM
-#undef VSET1
-#undef VMUL
-#undef VFMA
-#undef SFMA
+#include "nek_vocab_undef.h"
 #undef TGT
 #define NEK_PICK(name, sfx_generic, sfx_avx2, sfx_avx512) \
   { name##sfx_generic, name##sfx_avx2, name##sfx_avx512 }
