@@ -36,7 +36,7 @@ from libc.stdint cimport int8_t, int32_t, int64_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
-from .smm cimport Kernel, smm_desc
+from .smm cimport Kernel, smm_desc, smm_kernel, smm_call_reduce_prefetch
 from .threads cimport resolve_threads
 
 cnp.import_array()
@@ -97,13 +97,6 @@ cdef extern from "acc.h" nogil:
     int acc_event_done(acc_event *ev)
     double acc_now()
 
-cdef extern from "smm_kernel.h" nogil:
-    ctypedef void (*smm_kernel_fn)(const void *kern, const void *const *a, const void *const *b,
-                                   void *c, int64_t count, const void *pa, const void *pb, const void *pc)
-    ctypedef struct smm_kernel_rec "smm_kernel":
-        smm_kernel_fn fn
-        smm_desc desc
-
 cdef extern from "stdlib.h" nogil:
     int posix_memalign(void **memptr, size_t alignment, size_t size)
 
@@ -153,7 +146,7 @@ cdef class StackKernel:
         """Wrap a ``core.smm.Kernel``; its beta must be 1 (stacks accumulate into C)."""
         if not isinstance(kernel, Kernel):
             raise TypeError(f"kernel must be a core.smm.Kernel, got {type(kernel).__name__}")
-        cdef const smm_kernel_rec *kp = <const smm_kernel_rec *>(<Kernel>kernel).kern
+        cdef const smm_kernel *kp = (<Kernel>kernel).kern
         if kp.desc.beta != 1.0:
             raise ValueError(f"a stack kernel accumulates into C: the kernel needs beta=1, got {kp.desc.beta}")
         name = "smm-prefetch" if kp.desc.prefetch else "smm"
@@ -180,8 +173,7 @@ cdef class StackKernel:
 
 cdef int _smm_run(const void *ctx, const void *const *a, const void *const *b, void *c, int64_t count,
                   const void *pa, const void *pb, const void *pc, char *msg) noexcept nogil:
-    cdef const smm_kernel_rec *kp = <const smm_kernel_rec *>ctx
-    kp.fn(kp, a, b, c, count, pa, pb, pc)
+    smm_call_reduce_prefetch(<const smm_kernel *>ctx, a, b, c, count, pa, pb, pc)
     return 0
 
 
