@@ -19,9 +19,10 @@ import numpy as np
 
 cimport cython
 from cython.parallel cimport parallel, prange
-from libc.stdint cimport int8_t, int32_t, int64_t, uintptr_t
+from libc.stdint cimport int8_t, int32_t, int64_t, uint64_t, uintptr_t
 from libc.string cimport memset
 cimport numpy as cnp
+cimport openmp
 
 from . import _config
 from . import cpu as _cpu
@@ -628,6 +629,44 @@ cdef void _run_batch(const smm_kernel *kp, const smm_kernel *kp0, char *a, char 
                          reduce, prefetch, scratch + tasks[3 * r + 2] * sbytes)
 
 
+# Hashed lock array (the alternative to grouping by C, kept for measurement: sync="locks").
+DEF NLOCKS = 1024
+cdef openmp.omp_lock_t _c_locks[NLOCKS]
+cdef int _i
+for _i in range(NLOCKS):
+    openmp.omp_init_lock(&_c_locks[_i])
+
+
+cdef void _run_locked(const smm_kernel *kp, char *a, char *b, char *c, int64_t item,
+                      const index_t *ia, const index_t *ib, const index_t *ic, int64_t base,
+                      int64_t e0, int64_t e1, bint prefetch) noexcept nogil:
+    """Entries [e0, e1) in order, each run of one C under that C's hashed lock (batch-reduced)."""
+    cdef int64_t e = e0, f, oc
+    cdef uint64_t h
+    while e < e1:
+        oc = _offset(ic, 0, base, e)
+        f = e + 1
+        while f < e1 and f - e < REDUCE_CHUNK and _offset(ic, 0, base, f) == oc:
+            f += 1
+        h = <uint64_t>oc * 0x9e3779b97f4a7c15ULL
+        h = (h >> 40) & (NLOCKS - 1)
+        openmp.omp_set_lock(&_c_locks[h])
+        _run_entries(kp, a, b, c, item, ia, ib, ic, 0, 0, 0, base, NULL, e, f, True, prefetch, NULL)
+        openmp.omp_unset_lock(&_c_locks[h])
+        e = f
+
+
+cdef void _run_batch_locked(const smm_kernel *kp, char *a, char *b, char *c, int64_t item,
+                            const index_t *ia, const index_t *ib, const index_t *ic, int64_t base,
+                            int64_t nbatch, bint prefetch, int nthreads) noexcept nogil:
+    cdef int64_t t, chunk = (nbatch + nthreads - 1) // nthreads, e0, e1
+    for t in prange(nthreads, nogil=True, num_threads=nthreads, schedule="static", chunksize=1):
+        e0 = t * chunk
+        e1 = min(e0 + chunk, nbatch)
+        if e0 < e1:
+            _run_locked(kp, a, b, c, item, ia, ib, ic, base, e0, e1, prefetch)
+
+
 cdef int64_t _find_runs(const index_t *ic, int64_t sc, int64_t base, const int64_t *order, int64_t n,
                         int64_t *runs) noexcept nogil:
     """Boundaries of maximal runs of equal C offsets in the given order; returns the run count."""
@@ -745,7 +784,7 @@ cdef tuple _stack_layout(str name, object x, object dt, int64_t nbatch, bint wri
 def gemm_batch(a, b, c, alpha=1.0, beta=1.0, *, a_index=None, b_index=None, c_index=None,
                index_base=0, m=None, n=None, k=None, lda=None, ldb=None, ldc=None,
                trans_a=False, trans_b=False, batch=None, threads=None, distinct_c=False,
-               prefetch="auto", target=None):
+               prefetch="auto", target=None, sync="group"):
     """Many products in one nogil call: ``C_i = alpha * op(A_i) @ op(B_i) + beta * C_i``.
 
     Strided form: ``a``, ``b``, ``c`` are stacks of shape ``(batch, rows, cols)`` (numpy shapes:
@@ -762,7 +801,8 @@ def gemm_batch(a, b, c, alpha=1.0, beta=1.0, *, a_index=None, b_index=None, c_in
     Entries are applied as if in order for each C: repeated C blocks (same offset) are grouped so
     each is updated by one thread, and runs of consecutive entries on one C are reduced in registers
     (C loaded and stored once per run) when ``beta == 1``. ``distinct_c=True`` promises no C
-    repeats (skips the grouping). ``threads``: OpenMP threads for this call, taken as given; the
+    repeats (skips the grouping). ``sync="locks"`` (beta == 1 only) takes a hashed lock per C
+    run instead of grouping, as LIBXSMM's batch does (kept to measure against). ``threads``: OpenMP threads for this call, taken as given; the
     default (None) uses the process setting, or one thread when the batch is too small to pay for
     waking a team (less than about 2**17 m*n*k per thread).
     """
@@ -779,10 +819,12 @@ def gemm_batch(a, b, c, alpha=1.0, beta=1.0, *, a_index=None, b_index=None, c_in
     nthreads = resolve_threads(threads)
     if index_base not in (0, 1) or isinstance(index_base, bool):
         raise ValueError(f"index_base must be 0 or 1, got {index_base!r}")
+    if sync not in ("group", "locks"):
+        raise ValueError(f"sync must be 'group' or 'locks', got {sync!r}")
     if a_index is not None or b_index is not None or c_index is not None or a.ndim == 1:
         return _gemm_batch_index(a, b, c, dt, alpha, beta, a_index, b_index, c_index, index_base,
                                  m, n, k, lda, ldb, ldc, ta, tb, batch, nthreads, distinct_c, abs(pf), isa,
-                                 threads is not None)
+                                 threads is not None, sync == "locks")
     if any(v is not None for v in (m, n, k, lda, ldb, ldc, batch)):
         raise ValueError("m, n, k, lda, ldb, ldc and batch are for the index form; "
                          "the strided form takes them from the arrays")
@@ -862,7 +904,7 @@ def _flat(name, x, dt, write):
 
 def _gemm_batch_index(a, b, c, dt, double alpha, double beta, a_index, b_index, c_index, int64_t base,
                       m, n, k, lda, ldb, ldc, bint ta, bint tb, batch, int nthreads, distinct_c, int pf, int isa,
-                      bint explicit):
+                      bint explicit, bint locks=False):
     _flat("a", a, dt, False)
     _flat("b", b, dt, False)
     _flat("c", c, dt, True)
@@ -917,7 +959,8 @@ def _gemm_batch_index(a, b, c, dt, double alpha, double beta, a_index, b_index, 
     cdef const smm_kernel *kp0 = kp
     # The grouping (and its check that distinct C blocks do not partially overlap) runs whenever
     # threads were asked for, so a call's validity never depends on the batch size.
-    if nthreads > 1 and not distinct_c:
+    cdef bint locked = locks and nt > 1 and not distinct_c and reduce and c_index is not None
+    if nthreads > 1 and not distinct_c and not locked:
         if c_index is not None:
             if wide:
                 sorted_ = _is_sorted[int64_t](<const int64_t *>cnp.PyArray_DATA(c_index), nb)
@@ -953,6 +996,15 @@ def _gemm_batch_index(a, b, c, dt, double alpha, double beta, a_index, b_index, 
     cdef void *ia = NULL if a_index is None else cnp.PyArray_DATA(a_index)
     cdef void *ib = NULL if b_index is None else cnp.PyArray_DATA(b_index)
     cdef void *ic = NULL if c_index is None else cnp.PyArray_DATA(c_index)
+    if locked:
+        with nogil:
+            if wide:
+                _run_batch_locked[int64_t](kp, pa, pb, pc, item, <const int64_t *>ia, <const int64_t *>ib,
+                                           <const int64_t *>ic, base, nbb, pref, nt)
+            else:
+                _run_batch_locked[int32_t](kp, pa, pb, pc, item, <const int32_t *>ia, <const int32_t *>ib,
+                                           <const int32_t *>ic, base, nbb, pref, nt)
+        return c
     with nogil:
         if wide:
             _run_batch[int64_t](kp, kp0, pa, pb, pc, item, <const int64_t *>ia, <const int64_t *>ib,
