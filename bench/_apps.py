@@ -9,6 +9,18 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def available_bytes():
+    """MemAvailable from /proc/meminfo (None where there is none): benchmarks size stacks by it."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
 def run_app(app, args, *, ranks=1, timeout=None):
     """``python -m miniapps.<app> <args> --json <tmp> --quiet`` on `ranks` MPI ranks (mpiexec from
     this interpreter's environment); returns the records (one per variant) or raises with the app's

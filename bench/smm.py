@@ -51,6 +51,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 sys.path.insert(0, HERE)
 
+from _apps import available_bytes  # noqa: E402
 from core import cpu, smm  # noqa: E402
 
 MIB = 1 << 20
@@ -99,15 +100,6 @@ def load_stream():
     return _stream
 
 
-def available_bytes():
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
 
 
 def l2_bytes():

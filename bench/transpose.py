@@ -28,7 +28,9 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from _apps import available_bytes  # noqa: E402
 from core import cpu  # noqa: E402
 from core import transpose as tr  # noqa: E402
 
@@ -36,15 +38,6 @@ GIB = float(1 << 30)
 LIBXSMM_117 = {("core", 4096, 1): 2.9, ("core-inplace", 20000, 1): 0.8}
 
 
-def _available_bytes():
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
 
 
 def _timed(fn):
@@ -76,7 +69,7 @@ def bench_size(n, threads_list, repeat, peers, rng, log):
     np.copyto(out, a)  # first touch
     tr.transpose(a, out)
     _spot_check(out, a, rng, f"core.transpose {n}^2")
-    free = _available_bytes()
+    free = available_bytes()
     room = free is None or free > 1.5 * nbytes
     if not room:
         log(f"  {n}^2: only {free / GIB:.1f} GiB free: numpy/torch (which allocate) skipped")
