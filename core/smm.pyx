@@ -88,18 +88,24 @@ def _as_size(name, value, allow_none=False, minimum=1):
 
 
 def _as_scalar(name, value):
+    if type(value) is float:   # the common case, checked first: batch calls are on hot paths
+        return value
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
     return float(value)
 
 
 def _as_flag(name, value):
+    if value is False or value is True:
+        return value
     if not isinstance(value, (bool, np.bool_, int, np.integer)) or int(value) not in (0, 1):
         raise TypeError(f"{name} must be a bool, got {value!r}")
     return bool(value)
 
 
 def _prefetch_id(prefetch):
+    if type(prefetch) is str and prefetch == "auto":
+        return -1
     if isinstance(prefetch, (bool, np.bool_)):
         return int(prefetch)
     if isinstance(prefetch, str) and prefetch.lower() in _PREFETCH:
@@ -807,9 +813,10 @@ def gemm_batch(a, b, c, alpha=1.0, beta=1.0, *, a_index=None, b_index=None, c_in
     waking a team (less than about 2**17 m*n*k per thread).
     """
     dt = _common_dtype(a, b, c)
-    for name, x in (("a", a), ("b", b)):
-        if not isinstance(x, np.ndarray):
-            raise TypeError(f"{name} must be a numpy.ndarray, got {type(x).__name__}")
+    if not cnp.PyArray_Check(a):
+        raise TypeError(f"a must be a numpy.ndarray, got {type(a).__name__}")
+    if not cnp.PyArray_Check(b):
+        raise TypeError(f"b must be a numpy.ndarray, got {type(b).__name__}")
     alpha = _as_scalar("alpha", alpha)
     beta = _as_scalar("beta", beta)
     ta = _as_flag("trans_a", trans_a)
@@ -825,7 +832,8 @@ def gemm_batch(a, b, c, alpha=1.0, beta=1.0, *, a_index=None, b_index=None, c_in
         return _gemm_batch_index(a, b, c, dt, alpha, beta, a_index, b_index, c_index, index_base,
                                  m, n, k, lda, ldb, ldc, ta, tb, batch, nthreads, distinct_c, abs(pf), isa,
                                  threads is not None, sync == "locks")
-    if any(v is not None for v in (m, n, k, lda, ldb, ldc, batch)):
+    if (m is not None or n is not None or k is not None or lda is not None or ldb is not None
+            or ldc is not None or batch is not None):
         raise ValueError("m, n, k, lda, ldb, ldc and batch are for the index form; "
                          "the strided form takes them from the arrays")
     return _gemm_batch_strided(a, b, c, dt, alpha, beta, ta, tb, nthreads, max(pf, 0), isa, threads is not None)
@@ -855,7 +863,8 @@ def _gemm_batch_strided(a, b, c, dt, double alpha, double beta, bint ta, bint tb
         else:
             c *= beta
         return c
-    _as_size("m", mm); _as_size("n", nn); _as_size("k", ka)
+    if mm > INT32_MAX_ or nn > INT32_MAX_ or ka > INT32_MAX_:
+        raise ValueError(f"the matrices ({mm}x{ka} times {ka}x{nn}) are too large (dimensions at most 2**31-1)")
     cdef _Layout A = La, B = Lb, C = Lc
     # The C stack in column-major terms (rows x cols, ld): its entries must be distinct.
     crow, ccol = (mm, nn) if C.col else (nn, mm)
