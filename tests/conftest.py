@@ -75,3 +75,15 @@ def restore_affinity():
     threads.bind_team([mask] * max(nthreads, 1))
     threads.set_num_threads(nthreads)
     os.sched_setaffinity(0, mask)
+
+
+@pytest.fixture(scope="session")
+def smm_generator():
+    """core/src/smm/gen_specialized.py as a module: the build-time SMM_MNK generator and its
+    copy of the tile cost model, which tests compare with the library's."""
+    import importlib.util
+    path = os.path.join(ROOT, "core", "src", "smm", "gen_specialized.py")
+    spec = importlib.util.spec_from_file_location("smm_gen_specialized", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

@@ -179,25 +179,17 @@ def built_specialized_shapes():
     return table
 
 
-def load_generator():
-    import importlib.util
-    path = os.path.join(ROOT, "core", "src", "smm", "gen_specialized.py")
-    spec = importlib.util.spec_from_file_location("smm_gen_specialized", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
-
-def test_default_smm_mnk_covers_the_benchmark_shapes():
+def test_default_smm_mnk_covers_the_benchmark_shapes(smm_generator):
     """The issue: the default SMM_MNK list covers the shapes of the benchmark list."""
-    gen = load_generator()
+    gen = smm_generator
     default = set(gen.parse_mnk(gen.DEFAULT_MNK))
     missing = [s for s in BENCH_SHAPES if s not in default]
     assert not missing, f"DEFAULT_MNK lacks benchmark shapes {missing}"
 
 
-def test_smm_mnk_parsing_follows_libxsmm():
-    gen = load_generator()
+def test_smm_mnk_parsing_follows_libxsmm(smm_generator):
+    gen = smm_generator
     assert gen.parse_mnk("23") == [(23, 23, 23)]
     assert set(gen.parse_mnk("5 25")) == set(itertools.product((5, 25), repeat=3))
     assert gen.parse_mnk("4x5x6, 7_8_9") == [(4, 5, 6), (7, 8, 9)]
@@ -207,12 +199,12 @@ def test_smm_mnk_parsing_follows_libxsmm():
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("target", SIMD_TARGETS)
-def test_specialized_kernels(target, dtype, rng):
+def test_specialized_kernels(target, dtype, rng, smm_generator):
     """Every shape of the built SMM_MNK table gets its unrolled kernel (with the Python model's
     tile) for tight leading dimensions, with or without trans_a, and computes right; padded
     leading dimensions and trans_b get a runtime kernel. The AVX-512 path may run AVX2 code for a
     shape (Kernel.code_target): the table of that code's ISA decides."""
-    gen = load_generator()
+    gen = smm_generator
     dt_name = "f64" if np.dtype(dtype) == np.float64 else "f32"
     dt_id = 0 if dt_name == "f64" else 1
     table = built_specialized_shapes()

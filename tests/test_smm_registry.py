@@ -1,7 +1,6 @@
 """The core.smm kernel registry: one object per descriptor across Python threads, consistent
 statistics, SMM_VERBOSE's report at exit, SMM_TARGET forcing (and its fallback), and the tile cost
 model of the build-time generator (gen_specialized.py) agreeing with the library's."""
-import importlib.util
 import itertools
 import os
 import subprocess
@@ -29,13 +28,6 @@ def child(code, **env_vars):
             env[k] = v
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
 
-
-def load_generator():
-    path = os.path.join(ROOT, "core", "src", "smm", "gen_specialized.py")
-    spec = importlib.util.spec_from_file_location("smm_gen_specialized", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 # ----------------------------------------------------------------------------- identity and statistics
@@ -240,10 +232,10 @@ def test_unknown_smm_target_is_a_clear_error():
 
 @pytest.mark.parametrize("dtype", ["f64", "f32"])
 @pytest.mark.parametrize("target", SIMD or ["avx2"])
-def test_python_tile_model_agrees_with_the_library(target, dtype):
+def test_python_tile_model_agrees_with_the_library(target, dtype, smm_generator):
     if target not in cpu.available_targets():
         pytest.skip(f"this CPU does not run {target}")
-    gen = load_generator()
+    gen = smm_generator
     np_dtype = np.float64 if dtype == "f64" else np.float32
     sizes = list(range(1, 81)) + [96, 100, 127, 128, 200, 255, 1000]
     for m, n in itertools.product(sizes, sizes):
@@ -257,10 +249,10 @@ def test_python_tile_model_agrees_with_the_library(target, dtype):
     assert smm.select_tile(7, 9, 11, np_dtype, "generic") == (0, 0)
 
 
-def test_tile_tables_agree():
+def test_tile_tables_agree(smm_generator):
     """TILES in gen_specialized.py lists the same tiles, in the same order, as smm_registry.c."""
     import re
-    gen = load_generator()
+    gen = smm_generator
     with open(os.path.join(ROOT, "core", "src", "smm", "smm_registry.c")) as f:
         src = f.read()
     for isa, tiles in gen.TILES.items():
