@@ -20,6 +20,7 @@ import numpy as np
 cimport cython
 from cython.parallel cimport parallel, prange
 from libc.stdint cimport int8_t, int32_t, int64_t, uint64_t, uintptr_t
+from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 cimport numpy as cnp
 cimport openmp
@@ -77,6 +78,8 @@ def _as_dtype(dtype):
 def _as_size(name, value, allow_none=False, minimum=1):
     if value is None and allow_none:
         return None
+    if type(value) is int and minimum <= value <= INT32_MAX_:   # the common case first (hot path)
+        return value
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
     value = int(value)
@@ -707,23 +710,27 @@ cdef void _minmax(const index_t *idx, int64_t n, int64_t *lo, int64_t *hi) noexc
             hi[0] = v
 
 
-def _index_range(name, idx, int64_t n, int64_t base):
-    """(min, max) of an index array (as int64), checked for dtype and length."""
-    if not isinstance(idx, np.ndarray):
+cdef int _index_range(str name, object idx, int64_t n, int64_t base, int64_t *lo, int64_t *hi) except -1:
+    """(min, max) of an index array, checked for dtype, length and layout (C API: hot path)."""
+    if not cnp.PyArray_Check(idx):
         raise TypeError(f"{name} must be a numpy.ndarray of int32 or int64, got {type(idx).__name__}")
-    if idx.dtype not in (np.dtype(np.int32), np.dtype(np.int64)):
+    cdef cnp.ndarray arr = <cnp.ndarray>idx
+    cdef int t = cnp.PyArray_TYPE(arr)
+    if (t != cnp.NPY_INT32 and t != cnp.NPY_INT64) or not cnp.PyArray_ISNOTSWAPPED(arr):
         raise TypeError(f"{name} must have dtype int32 or int64, got {idx.dtype}")
-    if idx.ndim != 1 or idx.shape[0] != n:
+    if cnp.PyArray_NDIM(arr) != 1 or cnp.PyArray_DIMS(arr)[0] != n:
         raise ValueError(f"{name} must be 1-D of the batch length {n}, got shape {idx.shape}")
-    if not idx.flags.c_contiguous or not idx.flags.aligned:
+    cdef int flags = cnp.PyArray_FLAGS(arr)
+    if not flags & cnp.NPY_ARRAY_C_CONTIGUOUS or not flags & cnp.NPY_ARRAY_ALIGNED:
         raise ValueError(f"{name} must be contiguous and aligned")
-    cdef int64_t lo = 0, hi = 0
+    lo[0] = hi[0] = 0
     if n:
-        if idx.dtype == np.int32:
-            _minmax(<const int32_t *>cnp.PyArray_DATA(idx), n, &lo, &hi)
-        else:
-            _minmax(<const int64_t *>cnp.PyArray_DATA(idx), n, &lo, &hi)
-    return lo - base, hi - base
+        with nogil:
+            if t == cnp.NPY_INT32:
+                _minmax(<const int32_t *>cnp.PyArray_DATA(arr), n, lo, hi)
+            else:
+                _minmax(<const int64_t *>cnp.PyArray_DATA(arr), n, lo, hi)
+    return 0
 
 
 cdef inline bint _blocks_overlap(int64_t d, int64_t rows, int64_t cols, int64_t ld) noexcept:
@@ -733,11 +740,11 @@ cdef inline bint _blocks_overlap(int64_t d, int64_t rows, int64_t cols, int64_t 
     return (r < rows and q < cols) or (r + rows > ld and q + 1 < cols)
 
 
-def _check_runs_disjoint(starts, int64_t rows, int64_t cols, int64_t ld):
-    """Neighbouring distinct C blocks (sorted offsets of the runs) must not partially overlap, or two
-    threads would race on the shared elements. (Blocks interleaved with a third one in between are
-    not checked: that needs ld > rows and is the caller's promise.)"""
-    u = np.unique(starts)
+def _check_runs_disjoint(u, int64_t rows, int64_t cols, int64_t ld):
+    """Neighbouring distinct C blocks (u: their offsets, sorted and distinct) must not partially
+    overlap, or two threads would race on the shared elements. (Blocks interleaved with a third one
+    in between are not checked: that needs ld > rows and is the caller's promise.)"""
+    u = u.astype(np.int64, copy=False)
     if u.shape[0] < 2:
         return
     d = np.diff(u)
@@ -896,19 +903,23 @@ def _gemm_batch_strided(a, b, c, dt, double alpha, double beta, bint ta, bint tb
     return c
 
 
-def _flat(name, x, dt, write):
-    if not isinstance(x, np.ndarray):
+cdef int _flat(str name, object x, object dt, bint write) except -1:
+    """A flat operand of the index form, checked through numpy's C API (a batch call's hot path)."""
+    if not cnp.PyArray_Check(x):
         raise TypeError(f"{name} must be a numpy.ndarray, got {type(x).__name__}")
-    if x.dtype != dt:
+    cdef cnp.ndarray arr = <cnp.ndarray>x
+    if cnp.PyArray_TYPE(arr) != (<cnp.dtype>dt).type_num or not cnp.PyArray_ISNOTSWAPPED(arr):
         raise TypeError(f"{name} has dtype {x.dtype}, expected {dt} (all operands must share one dtype)")
-    if x.ndim != 1:
+    if cnp.PyArray_NDIM(arr) != 1:
         raise ValueError(f"{name} must be a flat 1-D buffer in the index form, got shape {x.shape}")
-    if not x.flags.c_contiguous:
+    cdef int flags = cnp.PyArray_FLAGS(arr)
+    if not flags & cnp.NPY_ARRAY_C_CONTIGUOUS:
         raise ValueError(f"{name} must be contiguous")
-    if not x.flags.aligned:
+    if not flags & cnp.NPY_ARRAY_ALIGNED:
         raise ValueError(f"{name} is not aligned to its element size")
-    if write and not x.flags.writeable:
+    if write and not flags & cnp.NPY_ARRAY_WRITEABLE:
         raise ValueError(f"{name} is read-only")
+    return 0
 
 
 def _gemm_batch_index(a, b, c, dt, double alpha, double beta, a_index, b_index, c_index, int64_t base,
@@ -925,9 +936,10 @@ def _gemm_batch_index(a, b, c, dt, double alpha, double beta, a_index, b_index, 
     lda = _as_size("lda", lda, True) or (kk if ta else mm)
     ldb = _as_size("ldb", ldb, True) or (nn if tb else kk)
     ldc = _as_size("ldc", ldc, True) or mm
-    given = [x for x in (a_index, b_index, c_index) if x is not None]
-    if given:
-        nb = len(given[0]) if hasattr(given[0], "__len__") else -1
+    first = a_index if a_index is not None else (b_index if b_index is not None else c_index)
+    cdef int64_t nb
+    if first is not None:
+        nb = len(first) if hasattr(first, "__len__") else -1
         if batch is not None and _as_size("batch", batch, minimum=0) != nb:
             raise ValueError(f"batch={batch} differs from the index arrays' length {nb}")
     elif batch is None:
@@ -935,26 +947,41 @@ def _gemm_batch_index(a, b, c, dt, double alpha, double beta, a_index, b_index, 
     else:
         nb = _as_size("batch", batch, minimum=0)
     # Each block must lie inside its buffer for every index.
-    for name, idx, buf, rows, cols, ld in (("a_index", a_index, a, kk if ta else mm, mm if ta else kk, lda),
-                                           ("b_index", b_index, b, nn if tb else kk, kk if tb else nn, ldb),
-                                           ("c_index", c_index, c, mm, nn, ldc)):
+    cdef int64_t lo, hi, foot, rows, cols, ld
+    cdef int which
+    cdef int ntypes = 0, type_seen = -1
+    for which in range(3):
+        name = ("a_index", "b_index", "c_index")[which]
+        idx = (a_index, b_index, c_index)[which]
+        buf = (a, b, c)[which]
+        if which == 0:
+            rows, cols, ld = (kk, mm, lda) if ta else (mm, kk, lda)
+        elif which == 1:
+            rows, cols, ld = (nn, kk, ldb) if tb else (kk, nn, ldb)
+        else:
+            rows, cols, ld = mm, nn, ldc
         if ld < rows:
             raise ValueError(f"ld{name[0]}={ld} is smaller than the rows of {name[0].upper()} ({rows})")
         foot = ld * (cols - 1) + rows
-        lo, hi = _index_range(name, idx, nb, base) if idx is not None else (0, 0)
-        if nb and lo < 0:
-            raise ValueError(f"{name}: index {lo + base} is below index_base={base}")
-        if nb and hi + foot > buf.shape[0]:
-            raise ValueError(f"{name}: the block at index {hi + base} ({rows}x{cols}, ld={ld}) ends at element "
-                             f"{hi + foot}, past the end of {name[0]} ({buf.shape[0]} elements)")
+        lo = hi = base
+        if idx is not None:
+            _index_range(name, idx, nb, base, &lo, &hi)
+            if cnp.PyArray_TYPE(<cnp.ndarray>idx) != type_seen:
+                ntypes += 1
+                type_seen = cnp.PyArray_TYPE(<cnp.ndarray>idx)
+        if nb and lo < base:
+            raise ValueError(f"{name}: index {lo} is below index_base={base}")
+        # Offsets are at most 2**63 - 1: compare without forming hi + foot, which could wrap.
+        if nb and hi - base > cnp.PyArray_DIMS(<cnp.ndarray>buf)[0] - foot:
+            raise ValueError(f"{name}: the block at index {hi} ({rows}x{cols}, ld={ld}) ends at element "
+                             f"{(hi - base) + <object>foot}, past the end of {name[0]} ({buf.shape[0]} elements)")
     _check_no_overlap(a, b, c)
     if nb == 0:
         return c
-    idt = {x.dtype for x in given}
-    if len(idt) > 1:   # one index type per call: widen the narrow ones (a copy of the indices only)
+    if ntypes > 1:   # one index type per call: widen the narrow ones (a copy of the indices only)
         a_index, b_index, c_index = (None if x is None else x.astype(np.int64) for x in (a_index, b_index, c_index))
-        idt = {np.dtype(np.int64)}
-    cdef bint wide = (not idt) or idt.pop() == np.dtype(np.int64)
+        type_seen = cnp.NPY_INT64
+    cdef bint wide = type_seen != cnp.NPY_INT32
     cdef const smm_kernel *kp = _lookup(mm, nn, kk, lda, ldb, ldc, alpha, beta, _DTYPES[dt], ta, tb, pf, isa)
     # C repeats: group equal C offsets (stable: per-C order kept) so that a C belongs to one task.
     cdef int nt = threads_for_work(nthreads, min(nb * mm * nn * kk, 1 << 62), BATCH_GRAIN) if explicit == 0 else nthreads
@@ -968,27 +995,43 @@ def _gemm_batch_index(a, b, c, dt, double alpha, double beta, a_index, b_index, 
     cdef const smm_kernel *kp0 = kp
     # The grouping (and its check that distinct C blocks do not partially overlap) runs whenever
     # threads were asked for, so a call's validity never depends on the batch size.
+    cdef const void *ic_data = NULL if c_index is None else cnp.PyArray_DATA(c_index)
+    cdef int64_t *keys_p
+    cdef int64_t nbg
     cdef bint locked = locks and nt > 1 and not distinct_c and reduce and c_index is not None
     if nthreads > 1 and not distinct_c and not locked:
+        runs = np.empty(nb + 1, dtype=np.int64)
+        runs_p = <int64_t *>cnp.PyArray_DATA(runs)
+        keys = None
         if c_index is not None:
             if wide:
                 sorted_ = _is_sorted[int64_t](<const int64_t *>cnp.PyArray_DATA(c_index), nb)
             else:
                 sorted_ = _is_sorted[int32_t](<const int32_t *>cnp.PyArray_DATA(c_index), nb)
             if not sorted_:
-                order = np.argsort(c_index, kind="stable").astype(np.int64, copy=False)
+                order = np.empty(nb, dtype=np.int64)
                 order_p = <int64_t *>cnp.PyArray_DATA(order)
-        runs = np.empty(nb + 1, dtype=np.int64)
-        runs_p = <int64_t *>cnp.PyArray_DATA(runs)
-        if wide or c_index is None:
-            nruns = _find_runs[int64_t](<const int64_t *>(NULL if c_index is None else cnp.PyArray_DATA(c_index)),
-                                        0, base, order_p, nb, runs_p)
-        else:
-            nruns = _find_runs[int32_t](<const int32_t *>cnp.PyArray_DATA(c_index), 0, base, order_p, nb, runs_p)
-        if c_index is not None:
-            starts = runs[:nruns] if order is None else order[runs[:nruns]]
-            _check_runs_disjoint(c_index[starts], mm, nn, ldc)
-        tasks, slots = _plan_tasks(runs[:nruns + 1], nt, reduce and nt > 1)
+                keys = np.empty(nb, dtype=np.int64)
+                keys_p = <int64_t *>cnp.PyArray_DATA(keys)
+                nbg = nb
+                with nogil:
+                    if wide:
+                        nruns = _group_by_hash[int64_t](<const int64_t *>ic_data, nbg, order_p, runs_p, keys_p)
+                    else:
+                        nruns = _group_by_hash[int32_t](<const int32_t *>ic_data, nbg, order_p, runs_p, keys_p)
+                if nruns < 0:
+                    raise MemoryError("gemm_batch: no memory to group the entries by C")
+                keys = np.sort(keys[:nruns])
+        if order is None:
+            if wide or c_index is None:
+                nruns = _find_runs[int64_t](<const int64_t *>ic_data, 0, base, NULL, nb, runs_p)
+            else:
+                nruns = _find_runs[int32_t](<const int32_t *>ic_data, 0, base, NULL, nb, runs_p)
+            if c_index is not None:
+                keys = c_index[runs[:nruns]]    # sorted and distinct
+        if keys is not None:
+            _check_runs_disjoint(keys, mm, nn, ldc)
+        tasks, slots = _plan_tasks(runs, nruns, nt, reduce and nt > 1)
         ntasks = tasks.shape[0]
         tasks_p = <int64_t *>cnp.PyArray_DATA(tasks)
         if slots:
@@ -1028,27 +1071,90 @@ def _gemm_batch_index(a, b, c, dt, double alpha, double beta, a_index, b_index, 
     return c
 
 
-@cython.wraparound(True)
-def _plan_tasks(runs, int nt, bint reduce):
-    """Tasks (e0, e1, slot) over runs of one C. With batch-reduce, a run longer than a fair share is
-    split: its first piece updates C, the others sum into scratch slots 0, 1, ... (added later)."""
-    lengths = np.diff(runs)
-    nb = int(runs[-1])
-    share = max(REDUCE_CHUNK, -(-nb // (4 * nt)))
-    if not reduce or lengths.max() <= share:
-        t = np.empty((lengths.shape[0], 3), dtype=np.int64)
-        t[:, 0] = runs[:-1]; t[:, 1] = runs[1:]; t[:, 2] = -1
-        return t, 0
-    rows, slot = [], 0
-    for r0, r1 in zip(runs[:-1].tolist(), runs[1:].tolist()):
-        if r1 - r0 <= share:
-            rows.append((r0, r1, -1))
-            continue
-        rows.append((r0, r0 + share, -1))
-        for s0 in range(r0 + share, r1, share):
-            rows.append((s0, min(s0 + share, r1), slot))
-            slot += 1
-    return np.array(rows, dtype=np.int64), slot
+def _plan_tasks(runs, int64_t nruns, int nt, bint reduce):
+    """Tasks (e0, e1, slot) over runs of one C: consecutive short runs packed into tasks of about a
+    fair share of entries (a few per thread, so dynamic scheduling balances them without a task per
+    run); with batch-reduce, a run longer than a share is split: its first piece updates C, the
+    others sum into scratch slots 0, 1, ... (added later, in order)."""
+    cdef const int64_t *rp = <const int64_t *>cnp.PyArray_DATA(runs)
+    cdef int64_t nb = rp[nruns]
+    cdef int64_t share = max(REDUCE_CHUNK, -(-nb // (4 * nt)))
+    # At most one packed task per run boundary crossed plus the pieces of split runs.
+    cdef cnp.ndarray tasks = np.empty((nruns + nb // share + 2, 3), dtype=np.int64)
+    cdef int64_t *tp = <int64_t *>cnp.PyArray_DATA(tasks)
+    cdef int64_t r, r0, r1, s0, cur = 0, nt_ = 0, slot = 0
+    with nogil:
+        for r in range(nruns):
+            r0 = rp[r]
+            r1 = rp[r + 1]
+            if reduce and r1 - r0 > share:
+                if cur < r0:
+                    tp[3 * nt_] = cur; tp[3 * nt_ + 1] = r0; tp[3 * nt_ + 2] = -1; nt_ += 1
+                tp[3 * nt_] = r0; tp[3 * nt_ + 1] = r0 + share; tp[3 * nt_ + 2] = -1; nt_ += 1
+                s0 = r0 + share
+                while s0 < r1:
+                    tp[3 * nt_] = s0; tp[3 * nt_ + 1] = min(s0 + share, r1); tp[3 * nt_ + 2] = slot
+                    nt_ += 1
+                    slot += 1
+                    s0 += share
+                cur = r1
+            elif cur < r0 and r1 - cur > share:
+                tp[3 * nt_] = cur; tp[3 * nt_ + 1] = r0; tp[3 * nt_ + 2] = -1; nt_ += 1
+                cur = r0
+        if cur < nb:
+            tp[3 * nt_] = cur; tp[3 * nt_ + 1] = nb; tp[3 * nt_ + 2] = -1; nt_ += 1
+    return tasks[:nt_], slot
+
+
+cdef int64_t _group_by_hash(const index_t *ic, int64_t n, int64_t *order, int64_t *runs,
+                            int64_t *keys) noexcept nogil:
+    """Stable grouping of entries by C offset in O(n): an open-addressing table gives each distinct
+    offset a group (first-appearance order), a counting pass places the entries. Fills order (n),
+    runs (groups + 1 boundaries) and keys (one offset per group); returns the group count, or -1 if
+    out of memory."""
+    cdef int64_t cap = 16, mask, g, ng = 0, e, h, s
+    while cap < 2 * n:
+        cap *= 2
+    mask = cap - 1
+    cdef int64_t *slot_key = <int64_t *>malloc(cap * sizeof(int64_t))
+    cdef int32_t *slot_group = <int32_t *>malloc(cap * sizeof(int32_t))
+    cdef int32_t *group_of = <int32_t *>malloc(n * sizeof(int32_t))
+    if slot_key == NULL or slot_group == NULL or group_of == NULL:
+        free(slot_key); free(slot_group); free(group_of)
+        return -1
+    memset(slot_group, 0xff, cap * sizeof(int32_t))
+    for e in range(n):
+        h = <int64_t>((<uint64_t>ic[e] * 0x9e3779b97f4a7c15ULL) >> 20) & mask
+        while True:
+            g = slot_group[h]
+            if g < 0:
+                g = ng
+                slot_group[h] = <int32_t>g
+                slot_key[h] = ic[e]
+                keys[g] = ic[e]
+                runs[g] = 0
+                ng += 1
+                break
+            if slot_key[h] == ic[e]:
+                break
+            h = (h + 1) & mask
+        group_of[e] = <int32_t>g
+        runs[g] += 1
+    s = 0
+    for g in range(ng):     # counts -> start positions
+        h = runs[g]
+        runs[g] = s
+        s += h
+    runs[ng] = n
+    for e in range(n):      # runs[g] walks through group g, then is restored below
+        g = group_of[e]
+        order[runs[g]] = e
+        runs[g] += 1
+    for g in range(ng - 1, 0, -1):
+        runs[g] = runs[g - 1]
+    runs[0] = 0
+    free(slot_key); free(slot_group); free(group_of)
+    return ng
 
 
 def _add_partial_sums(c, scratch, tasks, runs, order, c_index, int64_t base, int64_t m, int64_t n, int64_t ldc):

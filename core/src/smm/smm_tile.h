@@ -34,20 +34,13 @@ SMM_ALWAYS TGT void PFX(tile)(const int MV, const int NR, const int FULLK, const
 #pragma GCC unroll 32
     for (int q = 0; q < NR; ++q) acc[r][q] = VZERO();
 
-  if (pa) {
-    /* The next call's operands, to L1: this tile's rows of A (the first column block fetches them)
-     * and its columns of B (the first row block), every cache line once. Cached batches live in
-     * L2, where the kernels would otherwise wait on L1 misses (measured: 23^3 ran at half the
-     * speed it reaches on L1-resident operands). */
-    const int64_t line = 64 / (int64_t)sizeof(T);
-    if (j0 == 0)
-      for (int64_t p = 0; p < k; ++p)
-        for (int64_t r = 0; r < (int64_t)MV * L; r += line) PREFETCH_L1(pa + i0 + r + p * lda);
-    if (i0 == 0)
-      for (int q = 0; q < NR; ++q)
-        for (int64_t p = 0; p < k; p += line)
-          PREFETCH_L1(TB ? pb + j0 + q + p * ldb : pb + p + (j0 + q) * ldb);
-  }
+  /* The next product's operands go to L1 while this tile computes, spread over its k steps so
+   * that the prefetches never queue up in front of the tile's own loads: this tile's rows of A
+   * (the first column block fetches them, one column per step) and its columns of B (the first
+   * row block, one line of each column every `line` steps). Cached batches live in L2, where the
+   * kernels would otherwise wait on L1 misses at the start of every product. */
+  const int64_t line = 64 / (int64_t)sizeof(T);
+  const int pfa = pa != 0 && j0 == 0, pfb = pb != 0 && i0 == 0;
   for (int64_t e = 0; e < count; ++e) {
     const T *ap = a[e] + i0;
     const T *bp = TB ? b[e] + j0 : b[e] + j0 * ldb;
@@ -55,24 +48,40 @@ SMM_ALWAYS TGT void PFX(tile)(const int MV, const int NR, const int FULLK, const
      * e loop and spills them, instead of addressing bp + constant (measured: 2x the instructions). */
     __asm__("" : "+r"(ap), "+r"(bp));
     /* The body of one step p; FULLK kernels (constant k) unroll it completely. */
-#define SMM_TILE_STEP(p)                                                             \
+#define SMM_TILE_STEP(p, PF)                                                         \
     {                                                                                \
       V av[SMM_MAX_MV];                                                              \
       _Pragma("GCC unroll 8") for (int r = 0; r < MV; ++r)                           \
         av[r] = (MASKED && r == MV - 1) ? VLOADM(ap + r * L + (p) * lda, mask)   \
                                            : VLOAD(ap + r * L + (p) * lda);          \
+      if (PF && pfa)                                                                 \
+        _Pragma("GCC unroll 8") for (int64_t r = 0; r < (int64_t)MV * L; r += line)  \
+          PREFETCH_L1(na + i0 + r + (p) * lda);                                      \
+      if (PF && pfb && (TB || (p) % line == 0))                                      \
+        _Pragma("GCC unroll 32") for (int q = 0; q < NR; q += (TB ? (int)line : 1))  \
+          PREFETCH_L1(TB ? nb + j0 + q + (p) * ldb : nb + (p) + (j0 + q) * ldb);     \
       _Pragma("GCC unroll 32") for (int q = 0; q < NR; ++q) {                        \
         const V bv = TB ? VBCAST(bp + q + (p) * ldb) : VBCAST(bp + (p) + q * ldb);   \
         _Pragma("GCC unroll 8") for (int r = 0; r < MV; ++r)                         \
           acc[r][q] = VFMA(av[r], bv, acc[r][q]);                                    \
       }                                                                              \
     }
-    if (FULLK) {
+    /* The next product: the next of a batch-reduce run, else the next call's. */
+    const T *na = e + 1 < count ? a[e + 1] : pa, *nb = e + 1 < count ? b[e + 1] : pb;
+    if (pfa || pfb) {
+      if (FULLK) {
 #pragma GCC unroll 32
-      for (int64_t p = 0; p < k; ++p) SMM_TILE_STEP(p)
+        for (int64_t p = 0; p < k; ++p) SMM_TILE_STEP(p, 1)
+      } else {
+#pragma GCC unroll 2
+        for (int64_t p = 0; p < k; ++p) SMM_TILE_STEP(p, 1)
+      }
+    } else if (FULLK) {
+#pragma GCC unroll 32
+      for (int64_t p = 0; p < k; ++p) SMM_TILE_STEP(p, 0)
     } else {
 #pragma GCC unroll 2
-      for (int64_t p = 0; p < k; ++p) SMM_TILE_STEP(p)
+      for (int64_t p = 0; p < k; ++p) SMM_TILE_STEP(p, 0)
     }
 #undef SMM_TILE_STEP
   }
