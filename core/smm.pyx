@@ -710,7 +710,7 @@ cdef void _minmax(const index_t *idx, int64_t n, int64_t *lo, int64_t *hi) noexc
             hi[0] = v
 
 
-cdef int _index_range(str name, object idx, int64_t n, int64_t base, int64_t *lo, int64_t *hi) except -1:
+cdef int _index_range(str name, object idx, int64_t n, int64_t *lo, int64_t *hi) except -1:
     """(min, max) of an index array, checked for dtype, length and layout (C API: hot path)."""
     if not cnp.PyArray_Check(idx):
         raise TypeError(f"{name} must be a numpy.ndarray of int32 or int64, got {type(idx).__name__}")
@@ -965,7 +965,7 @@ def _gemm_batch_index(a, b, c, dt, double alpha, double beta, a_index, b_index, 
         foot = ld * (cols - 1) + rows
         lo = hi = base
         if idx is not None:
-            _index_range(name, idx, nb, base, &lo, &hi)
+            _index_range(name, idx, nb, &lo, &hi)
             if cnp.PyArray_TYPE(<cnp.ndarray>idx) != type_seen:
                 ntypes += 1
                 type_seen = cnp.PyArray_TYPE(<cnp.ndarray>idx)
@@ -999,7 +999,7 @@ def _gemm_batch_index(a, b, c, dt, double alpha, double beta, a_index, b_index, 
     cdef int64_t *keys_p
     cdef int64_t nbg
     cdef bint locked = locks and nt > 1 and not distinct_c and reduce and c_index is not None
-    if nthreads > 1 and not distinct_c and not locked:
+    if nthreads > 1 and not distinct_c:
         runs = np.empty(nb + 1, dtype=np.int64)
         runs_p = <int64_t *>cnp.PyArray_DATA(runs)
         keys = None
@@ -1031,6 +1031,7 @@ def _gemm_batch_index(a, b, c, dt, double alpha, double beta, a_index, b_index, 
                 keys = c_index[runs[:nruns]]    # sorted and distinct
         if keys is not None:
             _check_runs_disjoint(keys, mm, nn, ldc)
+    if nthreads > 1 and not distinct_c and not locked:
         tasks, slots = _plan_tasks(runs, nruns, nt, reduce and nt > 1)
         ntasks = tasks.shape[0]
         tasks_p = <int64_t *>cnp.PyArray_DATA(tasks)
