@@ -61,7 +61,8 @@ cdef int64_t COPY_TILE_BYTES = 1 << 18
 # used when neither arguments, TRANS_M/TRANS_N nor the tuned-parameter file say otherwise. Measured
 # on AMD EPYC Zen 4 (docs/transpose.md). Out of place: strips 2 output lines wide (tile N), tall
 # (tile M = 2048 rows): streaming, a band that tall keeps the input streams long and the output
-# rows in use few (20000^2 f64: 64 rows 43 %, 512 rows 62 %, 2048 rows 77 % of the copy); in cache,
+# rows in use few (20000^2 f64: 64 rows 43 %, 512 rows 62 %, 2048 rows 77 % of the copy; with the
+# input read-ahead of trans_impl.h, 1024 / 2048 / 3072 / 4096 rows 80 / 86-92 / 83-93 / 84-95 %); in cache,
 # tall tiles were as good as any (704^2: 256 to 2048 rows 88-89 %, 64 rows 81 %). In place: square
 # tiles of 8 KiB columns (the mirrored tile's row panel is read in bursts that long; 20000^2 f64:
 # tiles of 128 / 256 / 512 / 1024 gave 50 / 63 / 72 / 77 % of the copy). Rounded up to the register
@@ -98,6 +99,20 @@ def _llc_bytes():
 _LLC_BYTES = _llc_bytes()
 _STREAM_BYTES = _LLC_BYTES // 8
 _COPY_STREAM_BYTES = _LLC_BYTES // 4
+# Streaming transposes of inputs at least this large also prefetch the input (trans_impl.h): an input
+# that still sits in the last-level cache comes faster without (1000^2 f64, 8 MB: 96 % of the copy
+# with, 109 % without; 1200^2: 102 % vs 115 %; 2000^2, 32 MB: 145 % vs 137 %; 20000^2 69 -> 90 %).
+cdef int64_t _PREFETCH_BYTES = _LLC_BYTES // 2
+
+
+def _prefetch_bytes(value=None):
+    """The input size from which streaming transposes prefetch; a test hook: sets it if ``value`` is
+    given (an int >= 0) and returns the previous value."""
+    global _PREFETCH_BYTES
+    old = _PREFETCH_BYTES
+    if value is not None:
+        _PREFETCH_BYTES = _count(value, "value")
+    return old
 
 cdef int _default_isa = cpu.target_id()
 
@@ -186,6 +201,8 @@ cdef int otrans_c(const void *inp, void *out, int elemsize, int isa, int64_t m, 
         _otrans_run(k, src, dst, pi, n, ldi, ldo, tm, tn, nthreads, 0)
     if pj > 0 and m > pi:
         _otrans_run(k, src + pi * es, dst + pi * ldo * es, m - pi, pj, ldi, ldo, tm, tn, nthreads, 0)
+    if streaming and m * n * es >= _PREFETCH_BYTES:
+        streaming = 2
     if m > pi and n > pj:
         _otrans_run(k, src + (pj * ldi + pi) * es, dst + (pi * ldo + pj) * es, m - pi, n - pj, ldi, ldo,
                     tm, tn, nthreads, streaming)
@@ -497,7 +514,8 @@ def plan(m, n, *, dtype=np.float64, kind="o", tile_m=None, tile_n=None, threads=
          streaming=None):
     """What a call on an m x n matrix would run: a dict with ``target``, ``kernel``, the effective
     ``tile_m``/``tile_n`` (rounded up to the register block), ``tile_source`` (each of ``argument``,
-    ``TRANS_M``/``TRANS_N``, ``tuned`` or ``default``), ``size_class``, ``threads``, ``streaming``.
+    ``TRANS_M``/``TRANS_N``, ``tuned`` or ``default``), ``size_class``, ``threads``, ``streaming``,
+    ``prefetch`` (streaming with software prefetches of the input).
 
     ``kind``: ``'o'`` out-of-place, ``'i'`` in-place (square tiles of ``tile_m``).
     """
@@ -508,6 +526,7 @@ def plan(m, n, *, dtype=np.float64, kind="o", tile_m=None, tile_n=None, threads=
     cdef int isa = _isa(target)
     cdef const smm_trans_kernels *k = _kernels(isa, es)
     (tm, tn), src = _tiles(kind, es, isa, m, n, _tile(tile_m, "tile_m"), _tile(tile_n, "tile_n"))
+    stream = bool(_stream_choice(_streaming(streaming), m * n * es)) and kind == "o" and bool(k.streams)
     if kind == "o":
         tm, tn = _round_up(tm, k.block_m), _round_up(tn, k.block_n)
         ntiles = -(-m // tm) * -(-n // tn) if m and n else 0
@@ -521,7 +540,9 @@ def plan(m, n, *, dtype=np.float64, kind="o", tile_m=None, tile_n=None, threads=
         "dtype": str(np.dtype(dtype)), "tile_m": tm, "tile_n": tn,
         "tile_source": {"m": src[0], "n": src[1]}, "size_class": tuned.size_class(m * n * es),
         "threads": max(1, min(_threads(threads, m * n), ntiles)),
-        "streaming": bool(_stream_choice(_streaming(streaming), m * n * es)) and kind == "o" and bool(k.streams),
+        "streaming": stream,
+        # the input is also read ahead, unless its columns lie a multiple of 2 KiB apart (trans_impl.h)
+        "prefetch": stream and m * n * es >= _PREFETCH_BYTES,
         "register_block": (k.block_m, k.block_n) if kind == "o" else (k.block_sq, k.block_sq),
     }
 

@@ -132,6 +132,49 @@ def test_row_and_column_peels_for_line_aligned_blocks(target, dtype, in_offset, 
         np.testing.assert_array_equal(out, _flat_reference(a, m, n, ldi, ldo, np.zeros(ldo * m, dtype)))
 
 
+@pytest.fixture
+def prefetch_from(request):
+    """Sets the input size from which streaming transposes prefetch (restored afterwards)."""
+    old = tr._prefetch_bytes()
+    yield tr._prefetch_bytes
+    tr._prefetch_bytes(old)
+
+
+def test_prefetch_only_when_streaming_an_input_beyond_the_threshold(prefetch_from):
+    prefetch_from(1 << 20)
+    streams = tr.plan(512, 512, streaming=True)["streaming"]  # False on the generic path only
+    assert tr.plan(512, 512, streaming=True)["prefetch"] == streams       # 2 MiB input
+    assert not tr.plan(256, 256, streaming=True)["prefetch"]              # 512 KiB
+    assert not tr.plan(512, 512, streaming=False)["prefetch"]
+    assert not tr.plan(512, 512, streaming=True, target="generic")["prefetch"]
+    prefetch_from(0)
+    assert tr.plan(8, 8, streaming=True)["prefetch"] == streams
+    with pytest.raises(ValueError, match="value"):
+        prefetch_from(-1)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.complex128])
+# ldi in bytes: 2 KiB multiples (the kernels then skip the prefetch) and others, with remainders
+@pytest.mark.parametrize("m, n, ldi_bytes", [(250, 203, 2048), (256, 131, 4096), (203, 250, 2112),
+                                             (517, 77, 4160), (61, 333, 520)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_streaming_with_prefetch_matches_numpy(target, dtype, m, n, ldi_bytes, threads, prefetch_from, rng):
+    es = np.dtype(dtype).itemsize
+    ldi = max(ldi_bytes // es, m)
+    ldo = -(-n * es // 64) * 64 // es  # whole lines: every output row streams
+    prefetch_from(0)
+    assert tr.plan(m, n, dtype=dtype, target=target, streaming=True)["prefetch"] == (target != "generic")
+    a = _random(ldi * n + 5, dtype, rng)
+    for in_offset in (0, 3):
+        src = a[in_offset:in_offset + ldi * n]
+        for tile_m in (None, 24):  # one band, or many (the read-ahead crosses band ends)
+            out = np.zeros(ldo * m, dtype)
+            tr.transpose(src, out, m=m, n=n, ldi=ldi, ldo=ldo, threads=threads, target=target, streaming=True,
+                         tile_m=tile_m)
+            np.testing.assert_array_equal(out, _flat_reference(src, m, n, ldi, ldo, np.zeros(ldo * m, dtype)))
+
+
 @pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("tiles", [(1, 1), (3, 5), (8, 8), (9, 31), (160, 2), (1000, 1000)])
 def test_any_tile_size_gives_the_same_result(target, tiles, rng):

@@ -13,7 +13,8 @@
 /* Out-of-place: in is m x n (ldi), out is n x m (ldo); out[i*ldo + j] = in[j*ldi + i], in tiles of
  * tm x tn input elements (multiples of the register block).
  * streaming != 0 asks for non-temporal stores; the kernel uses them only when every output row
- * starts on a 64-byte boundary (otherwise it silently stores normally). Kernels that stream do not
+ * starts on a 64-byte boundary (otherwise it silently stores normally). streaming == 2 also reads
+ * the input ahead with software prefetches (for inputs that come from memory, not the cache). Kernels that stream do not
  * fence: each thread calls smm_trans_fence() once after its last call (a fence per call stalls
  * until the write-combining buffers drain, which costs more than a small region's work). */
 typedef void (*smm_otrans_fn)(const void *in, void *out, int64_t m, int64_t n, int64_t ldi, int64_t ldo,
