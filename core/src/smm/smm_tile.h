@@ -2,7 +2,8 @@
  *
  * Included by kernels/<isa>_<dtype>.h after it defines the vector vocabulary:
  *   T (element), V (vector), L (lanes), MASK, TGT (function target attribute), PFX(x) (name prefix),
- *   VZERO(), VLOAD(p), VLOADM(p,mask), VSTORE(p,v), VSTOREM(p,mask,v), VBCAST(p), VFMA(a,b,acc),
+ *   VZERO(), VLOAD(p), VLOADM(p,mask), VSTORE(p,v), VSTOREM(p,mask,v), VLOADP(p,n), VSTOREP(p,n,v)
+ *   (first n lanes, exact-size pieces), VBCAST(p), VFMA(a,b,acc),
  *   VMUL(a,b), VADD(a,b), VSET1(x), MKMASK(lanes), PREFETCH_L1(p), PREFETCH_L2(p).
  *
  * The tile: MV vectors (MV*L rows of C) x NR columns of C held in MV*NR accumulators; per step p of k,
@@ -99,21 +100,22 @@ SMM_ALWAYS TGT void PFX(tile)(const int MV, const int NR, const int FULLK, const
 #pragma GCC unroll 8
       for (int r = 0; r < MV; ++r) {
         const V x = VMUL(acc[r][q], va);
-        if (MASKED && r == MV - 1) VSTOREM(cq + r * L, mask, x);
+        if (MASKED && r == MV - 1) VSTOREP(cq + r * L, lanes, x);
         else VSTORE(cq + r * L, x);
       }
     }
   } else {
-    /* Every load of C before any store: with m not a multiple of the vector length, a masked
-     * store of column q spans bytes that the load of column q+1 reads, and a load waiting on a
-     * masked store is not forwarded (measured: 5x25x5 ran 4x slower with interleaved updates). */
+    /* Every load of C before any store: a load right behind a store to neighbouring bytes may
+     * wait for it (measured with masked stores: 5x25x5 ran 4x slower with interleaved updates).
+     * C's partial vectors move as exact-size pieces (kernels/x86_partial.h), never masked: a
+     * masked store blocks forwarding to the next product's loads of C as well. */
     const V vb = VSET1(beta);
 #pragma GCC unroll 32
     for (int q = 0; q < NR; ++q) {
       const T *cq = c + i0 + (j0 + q) * ldc;
 #pragma GCC unroll 8
       for (int r = 0; r < MV; ++r) {
-        const V cv = (MASKED && r == MV - 1) ? VLOADM(cq + r * L, mask) : VLOAD(cq + r * L);
+        const V cv = (MASKED && r == MV - 1) ? VLOADP(cq + r * L, lanes) : VLOAD(cq + r * L);
         acc[r][q] = VFMA(cv, vb, VMUL(acc[r][q], va));
       }
     }
@@ -122,7 +124,7 @@ SMM_ALWAYS TGT void PFX(tile)(const int MV, const int NR, const int FULLK, const
       T *cq = c + i0 + (j0 + q) * ldc;
 #pragma GCC unroll 8
       for (int r = 0; r < MV; ++r) {
-        if (MASKED && r == MV - 1) VSTOREM(cq + r * L, mask, acc[r][q]);
+        if (MASKED && r == MV - 1) VSTOREP(cq + r * L, lanes, acc[r][q]);
         else VSTORE(cq + r * L, acc[r][q]);
       }
     }

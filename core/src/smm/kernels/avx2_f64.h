@@ -1,5 +1,6 @@
 /* Vector vocabulary of the AVX2+FMA path, f64: 4 doubles per ymm register, 16 registers. Include once per translation unit. */
 #include <immintrin.h>
+#include "x86_partial.h"
 #define SMM_CAT2(a, b) a##b
 #define SMM_CAT(a, b) SMM_CAT2(a, b)
 #define T double
@@ -13,6 +14,8 @@
 #define VLOADM(p, msk) _mm256_maskload_pd((p), (msk))
 #define VSTORE(p, v) _mm256_storeu_pd((p), (v))
 #define VSTOREM(p, msk, v) _mm256_maskstore_pd((p), (msk), (v))
+#define VLOADP(p, n) smm_ld4d_part((p), (n))
+#define VSTOREP(p, n, v) smm_st4d_part((p), (n), (v))
 #define VBCAST(p) _mm256_broadcast_sd(p)
 #define VFMA(x, y, acc) _mm256_fmadd_pd((x), (y), (acc))
 #define VMUL(x, y) _mm256_mul_pd((x), (y))

@@ -1,5 +1,6 @@
 /* Vector vocabulary of the AVX-512F path, f64: 8 doubles per zmm register, 32 registers, mask registers for remainders. Include once per translation unit. */
 #include <immintrin.h>
+#include "x86_partial.h"
 #define SMM_CAT2(a, b) a##b
 #define SMM_CAT(a, b) SMM_CAT2(a, b)
 #define T double
@@ -13,6 +14,8 @@
 #define VLOADM(p, msk) _mm512_maskz_loadu_pd((msk), (p))
 #define VSTORE(p, v) _mm512_storeu_pd((p), (v))
 #define VSTOREM(p, msk, v) _mm512_mask_storeu_pd((p), (msk), (v))
+#define VLOADP(p, n) smm_ld8d_part((p), (n))
+#define VSTOREP(p, n, v) smm_st8d_part((p), (n), (v))
 #define VBCAST(p) _mm512_set1_pd(*(p))
 #define VFMA(x, y, acc) _mm512_fmadd_pd((x), (y), (acc))
 #define VMUL(x, y) _mm512_mul_pd((x), (y))

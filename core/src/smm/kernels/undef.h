@@ -10,6 +10,8 @@
 #undef VLOADM
 #undef VSTORE
 #undef VSTOREM
+#undef VLOADP
+#undef VSTOREP
 #undef VBCAST
 #undef VFMA
 #undef VMUL
