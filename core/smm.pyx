@@ -256,7 +256,9 @@ cdef bint _extents_meet(cnp.ndarray x, cnp.ndarray y):
     return xlo < xhi and ylo < yhi and xlo < yhi and ylo < xhi
 
 
-def _check_no_overlap(a, b, c):
+cdef int _check_no_overlap(a, b, c) except -1:
+    if not (_extents_meet(<cnp.ndarray>a, <cnp.ndarray>c) or _extents_meet(<cnp.ndarray>b, <cnp.ndarray>c)):
+        return 0        # disjoint byte ranges: the common case, decided without numpy
     for name, x in (("a", a), ("b", b)):
         if _extents_meet(x, c):
             try:
@@ -265,6 +267,7 @@ def _check_no_overlap(a, b, c):
                 overlap = True
             if overlap:
                 raise ValueError(f"{name} overlaps c: the output must not alias an input")
+    return 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -733,65 +736,104 @@ cdef int _index_range(str name, object idx, int64_t n, int64_t *lo, int64_t *hi)
     return 0
 
 
-cdef inline bint _blocks_overlap(int64_t d, int64_t rows, int64_t cols, int64_t ld) noexcept:
+cdef inline bint _blocks_overlap(int64_t d, int64_t rows, int64_t cols, int64_t ld) noexcept nogil:
     """Do column-major blocks (rows x cols, leading dimension ld) at element offsets 0 and d > 0
     share an element?"""
     cdef int64_t q = d // ld, r = d % ld
     return (r < rows and q < cols) or (r + rows > ld and q + 1 < cols)
 
 
-def _check_runs_disjoint(u, int64_t rows, int64_t cols, int64_t ld):
-    """Neighbouring distinct C blocks (u: their offsets, sorted and distinct) must not partially
-    overlap, or two threads would race on the shared elements. (Blocks interleaved with a third one
-    in between are not checked: that needs ld > rows and is the caller's promise.)"""
-    u = u.astype(np.int64, copy=False)
-    if u.shape[0] < 2:
-        return
-    d = np.diff(u)
-    q, r = d // ld, d % ld
-    bad = ((r < rows) & (q < cols)) | ((r + rows > ld) & (q + 1 < cols))
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise ValueError(f"c_index: C blocks at offsets {int(u[i])} and {int(u[i + 1])} overlap partially "
-                         f"({rows}x{cols}, ldc={ld}); repeated C blocks must use identical offsets")
+# Distinct C blocks that are neighbours in offset order must not partially overlap, or two threads
+# would race on the shared elements. (Blocks interleaved with a third one in between are not
+# checked: that needs ld > rows and is the caller's promise.) Both return the first bad pair or -1.
+cdef int64_t _first_overlap_sorted(const int64_t *u, int64_t n, int64_t rows, int64_t cols,
+                                   int64_t ld) noexcept nogil:
+    """u: distinct offsets, ascending."""
+    cdef int64_t i
+    for i in range(n - 1):
+        if _blocks_overlap(u[i + 1] - u[i], rows, cols, ld):
+            return i
+    return -1
 
 
-cdef tuple _stack_layout(str name, object x, object dt, int64_t nbatch, bint write):
-    """A 3-D stack (batch, rows, cols) or a 2-D matrix used for every entry: (layout, batch stride).
-    Checked through numpy's C API: this runs on every batch call."""
+cdef int64_t _first_overlap_runs(const index_t *ic, const int64_t *runs, int64_t nruns, int64_t rows,
+                                 int64_t cols, int64_t ld) noexcept nogil:
+    """Runs of a stack sorted by C: run r starts at entry runs[r]."""
+    cdef int64_t r
+    for r in range(nruns - 1):
+        if _blocks_overlap(<int64_t>ic[runs[r + 1]] - <int64_t>ic[runs[r]], rows, cols, ld):
+            return r
+    return -1
+
+
+def _overlap_error(int64_t lo, int64_t hi, int64_t rows, int64_t cols, int64_t ld):
+    return ValueError(f"c_index: C blocks at offsets {lo} and {hi} overlap partially ({rows}x{cols}, "
+                      f"ldc={ld}); repeated C blocks must use identical offsets")
+
+
+ctypedef struct _Stack:
+    char *ptr        # first matrix
+    int64_t ld       # leading dimension in column-major terms
+    int64_t rows     # numpy shape of one matrix: rows x cols
+    int64_t cols
+    int64_t stride   # batch stride in elements (0: one matrix for every entry)
+    bint col         # True: the memory holds the matrix column-major (Fortran order)
+
+
+cdef int _stack_layout(str name, object x, int type_num, int64_t nbatch, bint write, _Stack *S) except -1:
+    """A 3-D stack (batch, rows, cols) or a 2-D matrix used for every entry, into S. Checked
+    through numpy's C API with no Python objects made: this runs on every batch call."""
     if not cnp.PyArray_Check(x):
         raise TypeError(f"{name} must be a numpy.ndarray, got {type(x).__name__}")
     cdef cnp.ndarray arr = <cnp.ndarray>x
-    if cnp.PyArray_TYPE(arr) != (<cnp.dtype>dt).type_num or not cnp.PyArray_ISNOTSWAPPED(arr):
-        raise TypeError(f"{name} has dtype {x.dtype}, expected {dt} (all operands must share one dtype)")
+    if cnp.PyArray_TYPE(arr) != type_num or not cnp.PyArray_ISNOTSWAPPED(arr):
+        raise TypeError(f"{name} has dtype {x.dtype}, expected {np.dtype(cnp.PyArray_DescrFromType(type_num))} "
+                        f"(all operands must share one dtype)")
     cdef int flags = cnp.PyArray_FLAGS(arr)
     if not flags & cnp.NPY_ARRAY_ALIGNED:
         raise ValueError(f"{name} is not aligned to its element size")
     if write and not flags & cnp.NPY_ARRAY_WRITEABLE:
         raise ValueError(f"{name} is read-only")
-    cdef int nd = arr.ndim
+    cdef int nd = cnp.PyArray_NDIM(arr)
+    cdef cnp.npy_intp *dims = cnp.PyArray_DIMS(arr)
+    cdef cnp.npy_intp *strides = cnp.PyArray_STRIDES(arr)
+    cdef int64_t item = cnp.PyArray_ITEMSIZE(arr)
     if nd == 2:
-        stride = 0
+        S.stride = 0
     elif nd == 3:
-        if arr.shape[0] != nbatch:
+        if dims[0] != nbatch:
             raise ValueError(f"{name} holds {x.shape[0]} matrices, the batch has {nbatch}")
-        if arr.strides[0] % arr.itemsize or arr.strides[0] < 0:
+        if strides[0] % item or strides[0] < 0:
             raise ValueError(f"{name}: the batch stride {x.strides[0]} bytes is not a non-negative "
                              f"multiple of the element size")
-        stride = arr.strides[0] // arr.itemsize if nbatch > 1 else 0
+        S.stride = strides[0] // item if nbatch > 1 else 0
     else:
         raise ValueError(f"{name} must be a 3-D stack (batch, rows, cols) or a 2-D matrix, got {x.ndim}-D")
-    cdef int64_t rows = arr.shape[nd - 2], cols = arr.shape[nd - 1]
+    cdef int64_t rows = dims[nd - 2], cols = dims[nd - 1], s0, s1
+    S.rows = rows
+    S.cols = cols
+    S.ptr = <char *>cnp.PyArray_DATA(arr)
     if cnp.PyArray_SIZE(arr) == 0:   # numpy gives empty arrays any strides (often 0): nothing is read
-        L = _layout_of(name, <char *>cnp.PyArray_DATA(arr), rows, cols, arr.itemsize,
-                       max(rows, 1) * arr.itemsize, arr.itemsize)
+        s0 = item
+        s1 = (rows if rows > 1 else 1) * item
     else:
-        L = _layout_of(name, <char *>cnp.PyArray_DATA(arr), rows, cols, arr.strides[nd - 2],
-                       arr.strides[nd - 1], arr.itemsize)
-    if L is None:
+        s0 = strides[nd - 2]
+        s1 = strides[nd - 1]
+    if (rows == 1 or s0 == item) and s1 > 0 and s1 % item == 0 and (cols == 1 or s1 // item >= rows):
+        S.col = True
+        S.ld = s1 // item if cols > 1 else (rows if rows > 1 else 1)
+    elif (cols == 1 or s1 == item) and s0 > 0 and s0 % item == 0 and (rows == 1 or s0 // item >= cols):
+        S.col = False
+        S.ld = s0 // item if rows > 1 else (cols if cols > 1 else 1)
+    elif rows == 1 and cols == 1:
+        S.col = True
+        S.ld = 1
+    else:
         raise ValueError(f"{name}: each matrix needs one unit-stride axis (C or Fortran order), "
                          f"got strides {x.strides}")
-    return L, stride
+    if S.ld > INT32_MAX_:
+        raise ValueError(f"{name}: leading dimension {S.ld} is too large")
+    return 0
 
 
 def gemm_batch(a, b, c, alpha=1.0, beta=1.0, *, a_index=None, b_index=None, c_index=None,
@@ -846,20 +888,28 @@ def gemm_batch(a, b, c, alpha=1.0, beta=1.0, *, a_index=None, b_index=None, c_in
     return _gemm_batch_strided(a, b, c, dt, alpha, beta, ta, tb, nthreads, max(pf, 0), isa, threads is not None)
 
 
-def _gemm_batch_strided(a, b, c, dt, double alpha, double beta, bint ta, bint tb, int nthreads, int pf, int isa,
+cdef object _gemm_batch_strided(a, b, c, dt, double alpha, double beta, bint ta, bint tb, int nthreads, int pf, int isa,
                         bint explicit):
-    if not isinstance(c, np.ndarray) or c.ndim != 3:
+    if not cnp.PyArray_Check(c) or cnp.PyArray_NDIM(<cnp.ndarray>c) != 3:
         raise ValueError(f"c must be a 3-D stack (batch, rows, cols), got shape {getattr(c, 'shape', None)}")
-    cdef int64_t nb = c.shape[0]
-    La, sa = _stack_layout("a", a, dt, nb, False)
-    Lb, sb = _stack_layout("b", b, dt, nb, False)
-    Lc, sc = _stack_layout("c", c, dt, nb, True)
-    ash, bsh = a.shape[a.ndim - 2:], b.shape[b.ndim - 2:]
-    mm, ka = (ash[1], ash[0]) if ta else (ash[0], ash[1])
-    kb, nn = (bsh[1], bsh[0]) if tb else (bsh[0], bsh[1])
+    cdef int64_t nb = cnp.PyArray_DIMS(<cnp.ndarray>c)[0]
+    cdef int type_num = (<cnp.dtype>dt).type_num
+    cdef _Stack A, B, C
+    _stack_layout("a", a, type_num, nb, False, &A)
+    _stack_layout("b", b, type_num, nb, False, &B)
+    _stack_layout("c", c, type_num, nb, True, &C)
+    cdef int64_t mm, ka, kb, nn
+    if ta:
+        mm = A.cols; ka = A.rows
+    else:
+        mm = A.rows; ka = A.cols
+    if tb:
+        kb = B.cols; nn = B.rows
+    else:
+        kb = B.rows; nn = B.cols
     if ka != kb:
         raise ValueError(f"a and b do not conform: op(a[i]) is {mm}x{ka}, op(b[i]) is {kb}x{nn}")
-    if tuple(c.shape[1:]) != (mm, nn):
+    if C.rows != mm or C.cols != nn:
         raise ValueError(f"c[i] has shape {tuple(c.shape[1:])}, op(a[i]) @ op(b[i]) has shape ({mm}, {nn})")
     _check_no_overlap(a, b, c)
     if nb == 0 or mm == 0 or nn == 0:
@@ -872,9 +922,8 @@ def _gemm_batch_strided(a, b, c, dt, double alpha, double beta, bint ta, bint tb
         return c
     if mm > INT32_MAX_ or nn > INT32_MAX_ or ka > INT32_MAX_:
         raise ValueError(f"the matrices ({mm}x{ka} times {ka}x{nn}) are too large (dimensions at most 2**31-1)")
-    cdef _Layout A = La, B = Lb, C = Lc
     # The C stack in column-major terms (rows x cols, ld): its entries must be distinct.
-    crow, ccol = (mm, nn) if C.col else (nn, mm)
+    cdef int64_t crow = mm if C.col else nn, ccol = nn if C.col else mm, foot, q, sc = C.stride
     if nb > 1:
         if sc == 0:
             raise ValueError("c: a batch stride of 0 would make every entry write the same C")
@@ -886,17 +935,20 @@ def _gemm_batch_strided(a, b, c, dt, double alpha, double beta, bint ta, bint tb
     cdef char *p1
     cdef char *p2
     cdef int64_t s1, s2
+    cdef int dtype_id = SMM_F64 if type_num == cnp.NPY_DOUBLE else SMM_F32
     if C.col:
-        kp = _lookup(mm, nn, ka, A.ld, B.ld, C.ld, alpha, beta, _DTYPES[dt], ta ^ (not A.col), tb ^ (not B.col), pf, isa)
-        p1 = A.ptr; p2 = B.ptr; s1 = sa; s2 = sb
+        kp = _lookup(mm, nn, ka, A.ld, B.ld, C.ld, alpha, beta, dtype_id, ta ^ (not A.col), tb ^ (not B.col), pf, isa)
+        p1 = A.ptr; p2 = B.ptr; s1 = A.stride; s2 = B.stride
     else:
-        kp = _lookup(nn, mm, ka, B.ld, A.ld, C.ld, alpha, beta, _DTYPES[dt], tb ^ B.col, ta ^ A.col, pf, isa)
-        p1 = B.ptr; p2 = A.ptr; s1 = sb; s2 = sa
+        kp = _lookup(nn, mm, ka, B.ld, A.ld, C.ld, alpha, beta, dtype_id, tb ^ B.col, ta ^ A.col, pf, isa)
+        p1 = B.ptr; p2 = A.ptr; s1 = B.stride; s2 = A.stride
     cdef char *pc = C.ptr
-    cdef int64_t item = c.itemsize, scc = sc
+    cdef int64_t item = cnp.PyArray_ITEMSIZE(<cnp.ndarray>c)
     # threads=None: the policy sizes the team by the work; an explicit count is taken as given.
-    cdef int nt = threads_for_work(nthreads, min(nb * mm * nn * ka, 1 << 62), BATCH_GRAIN) if explicit == 0 else nthreads
-    cdef int64_t b1 = s1 * item, b2 = s2 * item, bc = scc * item
+    cdef double flops = <double>nb * <double>mm * <double>nn * <double>ka
+    cdef int64_t work = <int64_t>flops if flops < 4.6e18 else (<int64_t>1 << 62)
+    cdef int nt = threads_for_work(nthreads, work, BATCH_GRAIN) if explicit == 0 else nthreads
+    cdef int64_t b1 = s1 * item, b2 = s2 * item, bc = sc * item
     cdef bint pref = pf != 0
     with nogil:
         _run_strided_batch(kp, p1, p2, pc, b1, b2, bc, nb, pref, nt)
@@ -922,7 +974,28 @@ cdef int _flat(str name, object x, object dt, bint write) except -1:
     return 0
 
 
-def _gemm_batch_index(a, b, c, dt, double alpha, double beta, a_index, b_index, c_index, int64_t base,
+cdef int _check_index_operand(str name, object idx, object buf, int64_t rows, int64_t cols, int64_t ld,
+                              int64_t nb, int64_t base, int *type_seen, int *ntypes) except -1:
+    """Every block of one operand (rows x cols, leading dimension ld, at the offsets idx[i] - base;
+    None: offset 0) lies inside its flat buffer; counts the index dtypes seen."""
+    if ld < rows:
+        raise ValueError(f"ld{name[0]}={ld} is smaller than the rows of {name[0].upper()} ({rows})")
+    cdef int64_t foot = ld * (cols - 1) + rows, lo = base, hi = base
+    if idx is not None:
+        _index_range(name, idx, nb, &lo, &hi)
+        if cnp.PyArray_TYPE(<cnp.ndarray>idx) != type_seen[0]:
+            ntypes[0] += 1
+            type_seen[0] = cnp.PyArray_TYPE(<cnp.ndarray>idx)
+    if nb and lo < base:
+        raise ValueError(f"{name}: index {lo} is below index_base={base}")
+    # Offsets are at most 2**63 - 1: compare without forming hi + foot, which could wrap.
+    if nb and hi - base > cnp.PyArray_DIMS(<cnp.ndarray>buf)[0] - foot:
+        raise ValueError(f"{name}: the block at index {hi} ({rows}x{cols}, ld={ld}) ends at element "
+                         f"{(hi - base) + <object>foot}, past the end of {name[0]} ({buf.shape[0]} elements)")
+    return 0
+
+
+cdef object _gemm_batch_index(a, b, c, dt, double alpha, double beta, a_index, b_index, c_index, int64_t base,
                       m, n, k, lda, ldb, ldc, bint ta, bint tb, batch, int nthreads, distinct_c, int pf, int isa,
                       bint explicit, bint locks=False):
     _flat("a", a, dt, False)
@@ -947,34 +1020,10 @@ def _gemm_batch_index(a, b, c, dt, double alpha, double beta, a_index, b_index, 
     else:
         nb = _as_size("batch", batch, minimum=0)
     # Each block must lie inside its buffer for every index.
-    cdef int64_t lo, hi, foot, rows, cols, ld
-    cdef int which
     cdef int ntypes = 0, type_seen = -1
-    for which in range(3):
-        name = ("a_index", "b_index", "c_index")[which]
-        idx = (a_index, b_index, c_index)[which]
-        buf = (a, b, c)[which]
-        if which == 0:
-            rows, cols, ld = (kk, mm, lda) if ta else (mm, kk, lda)
-        elif which == 1:
-            rows, cols, ld = (nn, kk, ldb) if tb else (kk, nn, ldb)
-        else:
-            rows, cols, ld = mm, nn, ldc
-        if ld < rows:
-            raise ValueError(f"ld{name[0]}={ld} is smaller than the rows of {name[0].upper()} ({rows})")
-        foot = ld * (cols - 1) + rows
-        lo = hi = base
-        if idx is not None:
-            _index_range(name, idx, nb, &lo, &hi)
-            if cnp.PyArray_TYPE(<cnp.ndarray>idx) != type_seen:
-                ntypes += 1
-                type_seen = cnp.PyArray_TYPE(<cnp.ndarray>idx)
-        if nb and lo < base:
-            raise ValueError(f"{name}: index {lo} is below index_base={base}")
-        # Offsets are at most 2**63 - 1: compare without forming hi + foot, which could wrap.
-        if nb and hi - base > cnp.PyArray_DIMS(<cnp.ndarray>buf)[0] - foot:
-            raise ValueError(f"{name}: the block at index {hi} ({rows}x{cols}, ld={ld}) ends at element "
-                             f"{(hi - base) + <object>foot}, past the end of {name[0]} ({buf.shape[0]} elements)")
+    _check_index_operand("a_index", a_index, a, kk if ta else mm, mm if ta else kk, lda, nb, base, &type_seen, &ntypes)
+    _check_index_operand("b_index", b_index, b, nn if tb else kk, kk if tb else nn, ldb, nb, base, &type_seen, &ntypes)
+    _check_index_operand("c_index", c_index, c, mm, nn, ldc, nb, base, &type_seen, &ntypes)
     _check_no_overlap(a, b, c)
     if nb == 0:
         return c
@@ -999,21 +1048,21 @@ def _gemm_batch_index(a, b, c, dt, double alpha, double beta, a_index, b_index, 
     cdef int64_t *keys_p
     cdef int64_t nbg
     cdef bint locked = locks and nt > 1 and not distinct_c and reduce and c_index is not None
+    cdef int64_t bad = -1
     if nthreads > 1 and not distinct_c:
         runs = np.empty(nb + 1, dtype=np.int64)
         runs_p = <int64_t *>cnp.PyArray_DATA(runs)
-        keys = None
+        nbg = nb
         if c_index is not None:
             if wide:
-                sorted_ = _is_sorted[int64_t](<const int64_t *>cnp.PyArray_DATA(c_index), nb)
+                sorted_ = _is_sorted[int64_t](<const int64_t *>ic_data, nbg)
             else:
-                sorted_ = _is_sorted[int32_t](<const int32_t *>cnp.PyArray_DATA(c_index), nb)
+                sorted_ = _is_sorted[int32_t](<const int32_t *>ic_data, nbg)
             if not sorted_:
                 order = np.empty(nb, dtype=np.int64)
                 order_p = <int64_t *>cnp.PyArray_DATA(order)
                 keys = np.empty(nb, dtype=np.int64)
                 keys_p = <int64_t *>cnp.PyArray_DATA(keys)
-                nbg = nb
                 with nogil:
                     if wide:
                         nruns = _group_by_hash[int64_t](<const int64_t *>ic_data, nbg, order_p, runs_p, keys_p)
@@ -1021,18 +1070,24 @@ def _gemm_batch_index(a, b, c, dt, double alpha, double beta, a_index, b_index, 
                         nruns = _group_by_hash[int32_t](<const int32_t *>ic_data, nbg, order_p, runs_p, keys_p)
                 if nruns < 0:
                     raise MemoryError("gemm_batch: no memory to group the entries by C")
-                keys = np.sort(keys[:nruns])
-        if order is None:
-            if wide or c_index is None:
-                nruns = _find_runs[int64_t](<const int64_t *>ic_data, 0, base, NULL, nb, runs_p)
+                keys[:nruns].sort()
+                bad = _first_overlap_sorted(keys_p, nruns, mm, nn, ldc)
+                if bad >= 0:
+                    raise _overlap_error(keys_p[bad] - base, keys_p[bad + 1] - base, mm, nn, ldc)
             else:
-                nruns = _find_runs[int32_t](<const int32_t *>ic_data, 0, base, NULL, nb, runs_p)
-            if c_index is not None:
-                keys = c_index[runs[:nruns]]    # sorted and distinct
-        if keys is not None:
-            _check_runs_disjoint(keys, mm, nn, ldc)
-    if nthreads > 1 and not distinct_c and not locked:
-        tasks, slots = _plan_tasks(runs, nruns, nt, reduce and nt > 1)
+                if wide:
+                    nruns = _find_runs[int64_t](<const int64_t *>ic_data, 0, base, NULL, nbg, runs_p)
+                    bad = _first_overlap_runs[int64_t](<const int64_t *>ic_data, runs_p, nruns, mm, nn, ldc)
+                else:
+                    nruns = _find_runs[int32_t](<const int32_t *>ic_data, 0, base, NULL, nbg, runs_p)
+                    bad = _first_overlap_runs[int32_t](<const int32_t *>ic_data, runs_p, nruns, mm, nn, ldc)
+                if bad >= 0:
+                    raise _overlap_error(int(c_index[runs_p[bad]]) - base, int(c_index[runs_p[bad + 1]]) - base,
+                                         mm, nn, ldc)
+        else:
+            nruns = _find_runs[int64_t](NULL, 0, base, NULL, nbg, runs_p)
+    if nthreads > 1 and not distinct_c and not locked and nt > 1:
+        tasks, slots = _plan_tasks(runs, nruns, nt, reduce)
         ntasks = tasks.shape[0]
         tasks_p = <int64_t *>cnp.PyArray_DATA(tasks)
         if slots:
@@ -1041,6 +1096,11 @@ def _gemm_batch_index(a, b, c, dt, double alpha, double beta, a_index, b_index, 
             scratch_p = <char *>cnp.PyArray_DATA(scratch)
             kp0 = _lookup(mm, nn, kk, lda, ldb, mm, alpha, 1.0, _DTYPES[dt], ta, tb, pf, isa)
         nt = threads_for_work(nt, ntasks, 1)
+    else:
+        # One thread (or the locks): the entries run in their given order, which is the sequential
+        # semantics; the grouping above only validated the C blocks.
+        order = None
+        order_p = NULL
     cdef char *pa = <char *>cnp.PyArray_DATA(a)
     cdef char *pb = <char *>cnp.PyArray_DATA(b)
     cdef char *pc = <char *>cnp.PyArray_DATA(c)
