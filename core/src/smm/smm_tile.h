@@ -172,6 +172,24 @@ SMM_ALWAYS TGT void PFX(body)(const int MV, const int NR, const int FULLK, const
   const int64_t nfull = (n / NR) * NR;
   for (int64_t j0 = 0; j0 < nfull; j0 += NR)
     PFX(colblock)(MV, NR, FULLK, TB, m, k, a, b, count, lda, ldb, c, ldc, alpha, beta, j0, pa, pb, pc);
+  /* Specialised kernels (n a compile-time constant): the remainder is one tile of exactly
+   * n - nfull columns, so that its FMA chains run side by side (5x5x5 as 4 + 1 columns ran two
+   * tiles of dependent FMAs one after the other). */
+  if (__builtin_constant_p(n)) {
+    switch ((int)(n - nfull)) {
+#define SMM_REM(W)                                                                                   \
+  case W:                                                                                            \
+    if (W < NR)                                                                                      \
+      PFX(colblock)(MV, W < NR ? W : 1, FULLK, TB, m, k, a, b, count, lda, ldb, c, ldc, alpha, beta, \
+                    nfull, pa, pb, pc);                                                              \
+    break;
+      SMM_REM(1) SMM_REM(2) SMM_REM(3) SMM_REM(4) SMM_REM(5) SMM_REM(6) SMM_REM(7) SMM_REM(8)
+      SMM_REM(9) SMM_REM(10) SMM_REM(11) SMM_REM(12) SMM_REM(13) SMM_REM(14) SMM_REM(15)
+#undef SMM_REM
+      default: break;
+    }
+    return;
+  }
   /* Column remainder as blocks of 8, 4, 2, 1: four instantiations instead of NR-1. */
   int64_t j0 = nfull;
 #define SMM_COLS(W)                                                                              \
