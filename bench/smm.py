@@ -102,21 +102,6 @@ def load_stream():
 
 
 
-def l2_bytes():
-    try:
-        base = "/sys/devices/system/cpu/cpu0/cache"
-        for idx in sorted(os.listdir(base)):
-            with open(os.path.join(base, idx, "level")) as f:
-                if f.read().strip() != "2":
-                    continue
-            with open(os.path.join(base, idx, "size")) as f:
-                s = f.read().strip().upper()
-            return int(s[:-1]) * (1024 if s.endswith("K") else MIB) if s[-1] in "KM" else int(s)
-    except (OSError, ValueError):
-        pass
-    return None
-
-
 def median(xs):
     return statistics.median(xs) if xs else float("nan")
 
@@ -276,7 +261,7 @@ def main(argv=None):
         raise SystemExit(f"--peers: choose from {ALL_PEERS}")
     repeats = args.repeats or (3 if args.quick else 7)
     cached_seconds = 0.005 if args.quick else 0.02
-    l2 = l2_bytes() or MIB
+    l2 = cpu.cache_bytes(2)
     cached_bytes = (args.cached_kib * 1024) if args.cached_kib else l2 / 2
 
     try:

@@ -4,6 +4,7 @@ The path is chosen once per process from CPUID, or forced by ``SMM_TARGET``; a f
 CPU cannot run falls back to the best one it can, with a ``RuntimeWarning`` (never SIGILL).
 Every ISA-dispatched extension (``core.smm``, ``core.transpose``, ...) asks this module.
 """
+import os
 import platform
 import warnings
 
@@ -61,6 +62,44 @@ def model():
     return _cpuid.brand() or platform.processor() or platform.machine()
 
 
+_CACHE_DEFAULTS = {1: 32 << 10, 2: 1 << 20, 3: 32 << 20}
+
+
+def cache_bytes(level):
+    """Size in bytes of one core's data cache at `level` (1, 2; 3 for the shared last level), from
+    sysconf or /sys; a typical size where the system does not say. Batch heuristics (prefetching,
+    streaming stores) compare working sets with it."""
+    if level not in _CACHE_DEFAULTS:
+        raise ValueError(f"level must be 1, 2 or 3, got {level!r}")
+    name = "SC_LEVEL1_DCACHE_SIZE" if level == 1 else f"SC_LEVEL{level}_CACHE_SIZE"
+    try:
+        size = os.sysconf(name)
+    except (ValueError, OSError, AttributeError):
+        size = 0
+    if not size or size <= 0:
+        size = _sys_cache_bytes(level)
+    return size or _CACHE_DEFAULTS[level]
+
+
+def _sys_cache_bytes(level):
+    base = "/sys/devices/system/cpu/cpu0/cache"
+    try:
+        for index in sorted(os.listdir(base)):
+            with open(os.path.join(base, index, "level")) as f:
+                if int(f.read()) != level:
+                    continue
+            with open(os.path.join(base, index, "type")) as f:
+                if f.read().strip() == "Instruction":
+                    continue
+            with open(os.path.join(base, index, "size")) as f:
+                text = f.read().strip().upper()
+            scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
+            return int(text.rstrip("KMG")) * scale
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
 def info():
     """A dict fit for records: model, features, available targets, the chosen target and why."""
     return {
@@ -71,6 +110,7 @@ def info():
         "target": _TARGET,
         "forced": _config.requested_target(),
         "fallback": _FALLBACK,
+        "cache_bytes": {level: cache_bytes(level) for level in (1, 2, 3)},
     }
 
 

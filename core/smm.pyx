@@ -48,6 +48,7 @@ cdef extern from "smm_kernel.h" nogil:
         smm_kernel_fn fn
 
 cdef int _PROCESS_ISA = _cpu.target_id()
+cdef int64_t _L2_BYTES = _cpu.cache_bytes(2)
 cdef int64_t INT32_MAX_ = 2147483647
 # Entries of one C gathered per batch-reduce call (pointer arrays on the stack).
 DEF REDUCE_CHUNK = 64
@@ -58,8 +59,8 @@ DEF BATCH_GRAIN = 131072
 _DTYPES = {np.dtype(np.float64): SMM_F64, np.dtype(np.float32): SMM_F32}
 _DTYPE_NAMES = {"f64": np.float64, "f32": np.float32, "double": np.float64, "float": np.float32}
 # "auto" (-1): batches prefetch the next entry's operands in the index form (blocks gathered from
-# anywhere), not in the strided form (sequential streams the hardware prefetchers follow; there
-# the prefetch instructions cost more than they saved: 23^3 streamed 13 vs 19 GFLOP/s).
+# anywhere) when the blocks they can touch exceed a core's L2, not in the strided form (sequential
+# streams the hardware prefetchers follow; there the prefetches cost more than they save).
 _PREFETCH = {"none": 0, "auto": -1, "next": 1, "al2bl2_via_c": 1, "al2": 1, "bl2_via_c": 1}
 
 
@@ -879,7 +880,7 @@ def gemm_batch(a, b, c, alpha=1.0, beta=1.0, *, a_index=None, b_index=None, c_in
         raise ValueError(f"sync must be 'group' or 'locks', got {sync!r}")
     if a_index is not None or b_index is not None or c_index is not None or a.ndim == 1:
         return _gemm_batch_index(a, b, c, dt, alpha, beta, a_index, b_index, c_index, index_base,
-                                 m, n, k, lda, ldb, ldc, ta, tb, batch, nthreads, distinct_c, abs(pf), isa,
+                                 m, n, k, lda, ldb, ldc, ta, tb, batch, nthreads, distinct_c, pf, isa,
                                  threads is not None, sync == "locks")
     if (m is not None or n is not None or k is not None or lda is not None or ldb is not None
             or ldc is not None or batch is not None):
@@ -1031,6 +1032,15 @@ cdef object _gemm_batch_index(a, b, c, dt, double alpha, double beta, a_index, b
         a_index, b_index, c_index = (None if x is None else x.astype(np.int64) for x in (a_index, b_index, c_index))
         type_seen = cnp.NPY_INT64
     cdef bint wide = type_seen != cnp.NPY_INT32
+    if pf < 0:
+        # "auto": prefetch the next entry's blocks when the blocks the batch can touch exceed a
+        # core's L2 (gathered from memory, where it pays up to 1.8x); a stack that fits is cached
+        # when called repeatedly, and there the prefetches cost up to 17 % (8^3, measured).
+        touched = (min(cnp.PyArray_NBYTES(<cnp.ndarray>a), nb * mm * kk * cnp.PyArray_ITEMSIZE(<cnp.ndarray>a)
+                       if a_index is not None else mm * kk * cnp.PyArray_ITEMSIZE(<cnp.ndarray>a))
+                   + min(cnp.PyArray_NBYTES(<cnp.ndarray>b), nb * kk * nn * cnp.PyArray_ITEMSIZE(<cnp.ndarray>b)
+                         if b_index is not None else kk * nn * cnp.PyArray_ITEMSIZE(<cnp.ndarray>b)))
+        pf = 1 if touched > _L2_BYTES else 0
     cdef const smm_kernel *kp = _lookup(mm, nn, kk, lda, ldb, ldc, alpha, beta, _DTYPES[dt], ta, tb, pf, isa)
     # C repeats: group equal C offsets (stable: per-C order kept) so that a C belongs to one task.
     cdef int nt = threads_for_work(nthreads, min(nb * mm * nn * kk, 1 << 62), BATCH_GRAIN) if explicit == 0 else nthreads

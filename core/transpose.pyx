@@ -20,7 +20,6 @@ from libc.stdint cimport int32_t, int64_t, uintptr_t
 cimport numpy as cnp
 
 import operator
-import os
 
 import numpy as np
 
@@ -83,20 +82,12 @@ _KINDS = {"o": "otrans", "i": "itrans"}
 _DTYPE_KINDS = "fciu"  # any real/complex/integer dtype of 4, 8 or 16 bytes moves as raw bits
 
 
-def _llc_bytes():
-    try:
-        size = os.sysconf("SC_LEVEL3_CACHE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        size = 0
-    return size if size and size > 0 else 32 << 20
-
-
 # Non-temporal stores pay off once input and output together crowd the last-level cache (which other
 # processes share, too): they skip the read-for-ownership (a third of the traffic) and do not evict
 # the input. Measured on Zen 4 (32 MiB L3, shared): a transpose streams better from about 4 MiB of
 # output on (1000^2 f64: 80-98 % of copy streaming, 30-50 % not; 704^2: 52-65 % vs 81-93 %), a
 # copy from about 8 MiB on (its plain stores run at cache speed longer).
-_LLC_BYTES = _llc_bytes()
+_LLC_BYTES = cpu.cache_bytes(3)
 _STREAM_BYTES = _LLC_BYTES // 8
 _COPY_STREAM_BYTES = _LLC_BYTES // 4
 # Streaming transposes of inputs at least this large also prefetch the input (trans_impl.h): an input
