@@ -259,3 +259,19 @@ def test_tile_tables_agree(smm_generator):
         for dt in ("f64", "f32"):
             c_tiles = [(int(a), int(b)) for a, b in re.findall(rf"ENTRY\({isa}, {dt}, (\d+), (\d+)\)", src)]
             assert c_tiles == tiles, (isa, dt, c_tiles, tiles)
+
+
+def test_cache_bytes_reports_plausible_sizes():
+    """The cache sizes the batch heuristics use: positive, growing with the level, and the same
+    as /sys says where /sys says anything."""
+    from core import cpu
+    sizes = [cpu.cache_bytes(level) for level in (1, 2, 3)]
+    assert all(isinstance(s, int) and s >= 4096 for s in sizes)
+    assert sizes[0] <= sizes[1] <= sizes[2]
+    for level, size in zip((1, 2, 3), sizes):
+        from_sys = cpu._sys_cache_bytes(level)
+        if from_sys:
+            assert size == from_sys
+    assert cpu.info()["cache_bytes"][2] == sizes[1]
+    with pytest.raises(ValueError, match="level"):
+        cpu.cache_bytes(4)
