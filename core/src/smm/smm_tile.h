@@ -90,16 +90,19 @@ SMM_ALWAYS TGT void PFX(tile)(const int MV, const int NR, const int FULLK, const
   if (pc)
 #pragma GCC unroll 32
     for (int q = 0; q < NR; ++q) PREFETCH_L1(pc + i0 + (j0 + q) * ldc);
-  /* C := alpha*acc (+ beta*C). Multiplying by alpha == 1 and fusing beta == 1 round exactly as the
-   * special cases would, so only beta == 0 (C must not be read) needs its own loop. */
+  /* C := alpha*acc (+ beta*C). Fusing beta == 1 rounds exactly as an addition would, so only
+   * beta == 0 (C must not be read) needs its own loop. */
+  /* alpha == 1 (the common case) skips the multiply: one FMA per vector of C instead of two
+   * operations, and the same rounding (acc * 1 is exact). */
   const V va = VSET1(alpha);
+  const int unit = alpha == (T)1;
   if (beta == (T)0) {
 #pragma GCC unroll 32
     for (int q = 0; q < NR; ++q) {
       T *cq = c + i0 + (j0 + q) * ldc;
 #pragma GCC unroll 8
       for (int r = 0; r < MV; ++r) {
-        const V x = VMUL(acc[r][q], va);
+        const V x = unit ? acc[r][q] : VMUL(acc[r][q], va);
         if (MASKED && r == MV - 1) VSTOREP(cq + r * L, lanes, x);
         else VSTORE(cq + r * L, x);
       }
@@ -110,13 +113,25 @@ SMM_ALWAYS TGT void PFX(tile)(const int MV, const int NR, const int FULLK, const
      * C's partial vectors move as exact-size pieces (kernels/x86_partial.h), never masked: a
      * masked store blocks forwarding to the next product's loads of C as well. */
     const V vb = VSET1(beta);
+    if (unit) {
 #pragma GCC unroll 32
-    for (int q = 0; q < NR; ++q) {
-      const T *cq = c + i0 + (j0 + q) * ldc;
+      for (int q = 0; q < NR; ++q) {
+        const T *cq = c + i0 + (j0 + q) * ldc;
 #pragma GCC unroll 8
-      for (int r = 0; r < MV; ++r) {
-        const V cv = (MASKED && r == MV - 1) ? VLOADP(cq + r * L, lanes) : VLOAD(cq + r * L);
-        acc[r][q] = VFMA(cv, vb, VMUL(acc[r][q], va));
+        for (int r = 0; r < MV; ++r) {
+          const V cv = (MASKED && r == MV - 1) ? VLOADP(cq + r * L, lanes) : VLOAD(cq + r * L);
+          acc[r][q] = VFMA(cv, vb, acc[r][q]);
+        }
+      }
+    } else {
+#pragma GCC unroll 32
+      for (int q = 0; q < NR; ++q) {
+        const T *cq = c + i0 + (j0 + q) * ldc;
+#pragma GCC unroll 8
+        for (int r = 0; r < MV; ++r) {
+          const V cv = (MASKED && r == MV - 1) ? VLOADP(cq + r * L, lanes) : VLOAD(cq + r * L);
+          acc[r][q] = VFMA(cv, vb, VMUL(acc[r][q], va));
+        }
       }
     }
 #pragma GCC unroll 32
