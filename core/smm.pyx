@@ -1150,8 +1150,10 @@ def _plan_tasks(runs, int64_t nruns, int nt, bint reduce):
     cdef const int64_t *rp = <const int64_t *>cnp.PyArray_DATA(runs)
     cdef int64_t nb = rp[nruns]
     cdef int64_t share = max(REDUCE_CHUNK, -(-nb // (4 * nt)))
-    # At most one packed task per run boundary crossed plus the pieces of split runs.
-    cdef cnp.ndarray tasks = np.empty((nruns + nb // share + 2, 3), dtype=np.int64)
+    # At most one flushed packed task per run, plus the pieces of split runs (a run of L > share
+    # entries gives ceil(L / share) <= L / share + 1 pieces, and there are fewer than nb / share
+    # such runs), plus the last task.
+    cdef cnp.ndarray tasks = np.empty((nruns + 2 * (nb // share) + 3, 3), dtype=np.int64)
     cdef int64_t *tp = <int64_t *>cnp.PyArray_DATA(tasks)
     cdef int64_t r, r0, r1, s0, cur = 0, nt_ = 0, slot = 0
     with nogil:

@@ -1,6 +1,8 @@
 """Repeated C blocks in gemm_batch: grouping by C (the default) and the hashed-lock alternative."""
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core import cpu, smm
 
@@ -87,3 +89,27 @@ def test_grouping_keeps_each_c_in_order(distinct, beta, sorted_):
         c = c0.copy()
         smm.gemm_batch(a, b, c, 1.0, beta, a_index=idx, b_index=idx, c_index=ic, m=m, threads=2)
         assert np.array_equal(c, ref)
+
+
+@settings(max_examples=300, deadline=None)
+@given(lengths=st.lists(st.integers(1, 400), min_size=1, max_size=60), nt=st.integers(2, 4),
+       reduce=st.booleans())
+def test_task_plan_partitions_the_runs(lengths, nt, reduce):
+    """The task plan behind grouping: tasks tile [0, nb) in order; a task holds whole runs, or is
+    a piece of one split run (only with batch-reduce, and then every piece after the first has
+    its own scratch slot); no run is split without batch-reduce."""
+    runs = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    nruns, nb = len(lengths), int(runs[-1])
+    tasks, slots = smm._plan_tasks(runs, nruns, nt, reduce)
+    assert tasks[0, 0] == 0 and tasks[-1, 1] == nb
+    assert np.all(tasks[1:, 0] == tasks[:-1, 1]) and np.all(tasks[:, 1] > tasks[:, 0])
+    bounds = set(runs.tolist())
+    used = sorted(s for s in tasks[:, 2].tolist() if s >= 0)
+    assert used == list(range(slots))
+    for e0, e1, slot in tasks.tolist():
+        if e0 in bounds and e1 in bounds and slot < 0:
+            continue                                  # whole runs
+        assert reduce                                 # a piece of one split run
+        r = int(np.searchsorted(runs, e0, side="right")) - 1
+        assert runs[r] <= e0 < e1 <= runs[r + 1]
+        assert (slot < 0) == (e0 == runs[r])          # the first piece updates C, others go to scratch
