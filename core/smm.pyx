@@ -1142,12 +1142,14 @@ cdef object _gemm_batch_index(a, b, c, dt, double alpha, double beta, a_index, b
     return c
 
 
-def _plan_tasks(runs, int64_t nruns, int nt, bint reduce):
+def _plan_tasks(const int64_t[::1] runs, int64_t nruns, int nt, bint reduce):
     """Tasks (e0, e1, slot) over runs of one C: consecutive short runs packed into tasks of about a
     fair share of entries (a few per thread, so dynamic scheduling balances them without a task per
     run); with batch-reduce, a run longer than a share is split: its first piece updates C, the
     others sum into scratch slots 0, 1, ... (added later, in order)."""
-    cdef const int64_t *rp = <const int64_t *>cnp.PyArray_DATA(runs)
+    if nruns < 1 or nruns >= runs.shape[0] or nt < 1:
+        raise ValueError(f"_plan_tasks: {nruns} runs need {nruns + 1} boundaries and nt >= 1")
+    cdef const int64_t *rp = &runs[0]
     cdef int64_t nb = rp[nruns]
     cdef int64_t share = max(REDUCE_CHUNK, -(-nb // (4 * nt)))
     # At most one flushed packed task per run, plus the pieces of split runs (a run of L > share
@@ -1190,19 +1192,19 @@ cdef int64_t _group_by_hash(const index_t *ic, int64_t n, int64_t *order, int64_
         cap *= 2
     mask = cap - 1
     cdef int64_t *slot_key = <int64_t *>malloc(cap * sizeof(int64_t))
-    cdef int32_t *slot_group = <int32_t *>malloc(cap * sizeof(int32_t))
-    cdef int32_t *group_of = <int32_t *>malloc(n * sizeof(int32_t))
+    cdef int64_t *slot_group = <int64_t *>malloc(cap * sizeof(int64_t))
+    cdef int64_t *group_of = <int64_t *>malloc(n * sizeof(int64_t))
     if slot_key == NULL or slot_group == NULL or group_of == NULL:
         free(slot_key); free(slot_group); free(group_of)
         return -1
-    memset(slot_group, 0xff, cap * sizeof(int32_t))
+    memset(slot_group, 0xff, cap * sizeof(int64_t))
     for e in range(n):
         h = <int64_t>((<uint64_t>ic[e] * 0x9e3779b97f4a7c15ULL) >> 20) & mask
         while True:
             g = slot_group[h]
             if g < 0:
                 g = ng
-                slot_group[h] = <int32_t>g
+                slot_group[h] = g
                 slot_key[h] = ic[e]
                 keys[g] = ic[e]
                 runs[g] = 0
@@ -1211,7 +1213,7 @@ cdef int64_t _group_by_hash(const index_t *ic, int64_t n, int64_t *order, int64_
             if slot_key[h] == ic[e]:
                 break
             h = (h + 1) & mask
-        group_of[e] = <int32_t>g
+        group_of[e] = g
         runs[g] += 1
     s = 0
     for g in range(ng):     # counts -> start positions

@@ -68,17 +68,18 @@ def test_partially_overlapping_c_blocks_rejected_by_both_schemes(sync, shuffled)
 @pytest.mark.parametrize("distinct", [1, 2, 7, 64, 999, 5000])
 @pytest.mark.parametrize("beta", [1.0, -0.5])
 @pytest.mark.parametrize("sorted_", [False, True])
-def test_grouping_keeps_each_c_in_order(distinct, beta, sorted_):
+@pytest.mark.parametrize("m, dtype", [(3, np.float64), (5, np.float32), (13, np.float64)])
+def test_grouping_keeps_each_c_in_order(distinct, beta, sorted_, m, dtype):
     """Grouping by C (sorted stacks in place, others by hashing) must apply each C's entries in
     their order: with beta != 1 the order changes the result, so 2 threads must equal 1 thread
     bit for bit; with beta == 1 integer data make any lost or doubled update visible. Covers one
     long run (split over threads with partial sums), a few, and many short ones."""
     rng = np.random.default_rng(distinct)
-    m, nb = 3, 6000
+    nb = 6000
     ints = beta == 1.0
-    a = rng.integers(-3, 4, nb * m * m).astype(float) if ints else rng.standard_normal(nb * m * m)
-    b = rng.integers(-3, 4, nb * m * m).astype(float) if ints else rng.standard_normal(nb * m * m)
-    c0 = rng.integers(-3, 4, distinct * m * m).astype(float)
+    a = (rng.integers(-3, 4, nb * m * m) if ints else rng.standard_normal(nb * m * m)).astype(dtype)
+    b = (rng.integers(-3, 4, nb * m * m) if ints else rng.standard_normal(nb * m * m)).astype(dtype)
+    c0 = rng.integers(-3, 4, distinct * m * m).astype(dtype)
     idx = (np.arange(nb) * m * m).astype(np.int32)
     ic = (rng.integers(0, distinct, nb) * m * m).astype(np.int32)
     if sorted_:

@@ -99,58 +99,38 @@ SMM_ALWAYS TGT void PFX(tile)(const int MV, const int NR, const int FULLK, const
   if (pc)
 #pragma GCC unroll 32
     for (int q = 0; q < NR; ++q) PREFETCH_L1(pc + i0 + (j0 + q) * ldc);
-  /* C := alpha*acc (+ beta*C). Fusing beta == 1 rounds exactly as an addition would, so only
-   * beta == 0 (C must not be read) needs its own loop. */
-  /* alpha == 1 (the common case) skips the multiply: one FMA per vector of C instead of two
-   * operations, and the same rounding (acc * 1 is exact). */
-  const V va = VSET1(alpha);
-  const int unit = alpha == (T)1;
-  if (beta == (T)0) {
+  /* C := alpha*acc (+ beta*C). alpha == 1 (the common case) skips the multiply (acc * 1 is exact);
+   * fusing beta == 1 rounds exactly as an addition would; beta == 0 never reads C. */
+  if (alpha != (T)1) {
+    const V va = VSET1(alpha);
 #pragma GCC unroll 32
-    for (int q = 0; q < NR; ++q) {
-      T *cq = c + i0 + (j0 + q) * ldc;
+    for (int q = 0; q < NR; ++q)
 #pragma GCC unroll 8
-      for (int r = 0; r < MV; ++r) {
-        const V x = unit ? acc[r][q] : VMUL(acc[r][q], va);
-        if (MASKED && r == MV - 1) VSTOREP(cq + r * L, lanes, x);
-        else VSTORE(cq + r * L, x);
-      }
-    }
-  } else {
+      for (int r = 0; r < MV; ++r) acc[r][q] = VMUL(acc[r][q], va);
+  }
+  if (beta != (T)0) {
     /* Every load of C before any store: a load right behind a store to neighbouring bytes may
      * wait for it (measured with masked stores: 5x25x5 ran 4x slower with interleaved updates).
      * C's partial vectors move as exact-size pieces (kernels/x86_partial.h), never masked: a
      * masked store blocks forwarding to the next product's loads of C as well. */
     const V vb = VSET1(beta);
-    if (unit) {
-#pragma GCC unroll 32
-      for (int q = 0; q < NR; ++q) {
-        const T *cq = c + i0 + (j0 + q) * ldc;
-#pragma GCC unroll 8
-        for (int r = 0; r < MV; ++r) {
-          const V cv = (MASKED && r == MV - 1) ? VLOADP(cq + r * L, lanes) : VLOAD(cq + r * L);
-          acc[r][q] = VFMA(cv, vb, acc[r][q]);
-        }
-      }
-    } else {
-#pragma GCC unroll 32
-      for (int q = 0; q < NR; ++q) {
-        const T *cq = c + i0 + (j0 + q) * ldc;
-#pragma GCC unroll 8
-        for (int r = 0; r < MV; ++r) {
-          const V cv = (MASKED && r == MV - 1) ? VLOADP(cq + r * L, lanes) : VLOAD(cq + r * L);
-          acc[r][q] = VFMA(cv, vb, VMUL(acc[r][q], va));
-        }
-      }
-    }
 #pragma GCC unroll 32
     for (int q = 0; q < NR; ++q) {
-      T *cq = c + i0 + (j0 + q) * ldc;
+      const T *cq = c + i0 + (j0 + q) * ldc;
 #pragma GCC unroll 8
       for (int r = 0; r < MV; ++r) {
-        if (MASKED && r == MV - 1) VSTOREP(cq + r * L, lanes, acc[r][q]);
-        else VSTORE(cq + r * L, acc[r][q]);
+        const V cv = (MASKED && r == MV - 1) ? VLOADP(cq + r * L, lanes) : VLOAD(cq + r * L);
+        acc[r][q] = VFMA(cv, vb, acc[r][q]);
       }
+    }
+  }
+#pragma GCC unroll 32
+  for (int q = 0; q < NR; ++q) {
+    T *cq = c + i0 + (j0 + q) * ldc;
+#pragma GCC unroll 8
+    for (int r = 0; r < MV; ++r) {
+      if (MASKED && r == MV - 1) VSTOREP(cq + r * L, lanes, acc[r][q]);
+      else VSTORE(cq + r * L, acc[r][q]);
     }
   }
 }
