@@ -44,7 +44,9 @@ def _extensions():
             continue
         stem = os.path.splitext(os.path.basename(pyx))[0].lstrip("_")
         sources = [pyx] + common + sorted(glob.glob(f"core/src/{stem}/**/*.c", recursive=True))
-        depends = sorted(glob.glob("core/include/*.h") + glob.glob(f"core/src/{stem}/**/*.h", recursive=True))
+        # Headers next to the .pyx too (the mini-apps' kernel templates): an edit must rebuild.
+        depends = sorted(glob.glob("core/include/*.h") + glob.glob(f"core/src/{stem}/**/*.h", recursive=True)
+                         + glob.glob(os.path.join(os.path.dirname(pyx), "*.h")))
         exts.append(Extension(
             name, sources, depends=depends,
             include_dirs=[numpy.get_include(), "core/include", f"core/src/{stem}"],

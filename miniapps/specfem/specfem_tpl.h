@@ -167,59 +167,77 @@ SPF_ALWAYS void SPF_FN(spf_gather_)(const spf_model *M, int64_t e, float *restri
 /* Isotropic elastic stress with self-gravitation at every GLL point, then the stress dotted with the
  * test-function gradient (jacobian-weighted): d (the 9 derivatives) is overwritten with the 9 terms the
  * weighted transposed pass needs, and rho_s_H receives the gravity source terms. */
+/* The stress at one GLL point, with gravity; both element layouts share it. g: the point's geometry
+ * (xi_x, xi_y, xi_z, eta_x, eta_y, eta_z, gamma_x, gamma_y, gamma_z, jacobian); kappa, mu: its
+ * moduli; s: rho*u; gr: gravity (gx, gy, gz, Hxx, Hyy, Hzz, Hxy, Hxz, Hyz); w: the quadrature weight.
+ * t: in, the reference derivatives (x1 x2 x3 y1 y2 y3 z1 z2 z3); out, the fluxes in that order.
+ * r: out, rho_s_H (x, y, z). */
+SPF_ALWAYS void SPF_FN(spf_point_stress_)(const float g[10], const float kappa, const float mu, const float s[3],
+                                          const float gr[9], const float w, float t[9], float r[3])
+{
+  const float xix = g[0], xiy = g[1], xiz = g[2], etax = g[3], etay = g[4], etaz = g[5];
+  const float gammax = g[6], gammay = g[7], gammaz = g[8], jacobian = g[9];
+  const float duxdx = xix * t[0] + etax * t[1] + gammax * t[2];
+  const float duxdy = xiy * t[0] + etay * t[1] + gammay * t[2];
+  const float duxdz = xiz * t[0] + etaz * t[1] + gammaz * t[2];
+  const float duydx = xix * t[3] + etax * t[4] + gammax * t[5];
+  const float duydy = xiy * t[3] + etay * t[4] + gammay * t[5];
+  const float duydz = xiz * t[3] + etaz * t[4] + gammaz * t[5];
+  const float duzdx = xix * t[6] + etax * t[7] + gammax * t[8];
+  const float duzdy = xiy * t[6] + etay * t[7] + gammay * t[8];
+  const float duzdz = xiz * t[6] + etaz * t[7] + gammaz * t[8];
+  const float lambdaplus2mu = kappa + (4.0f / 3.0f) * mu;
+  const float lambda = lambdaplus2mu - 2.0f * mu;
+  float sxx = lambdaplus2mu * duxdx + lambda * (duydy + duzdz);
+  float syy = lambdaplus2mu * duydy + lambda * (duxdx + duzdz);
+  float szz = lambdaplus2mu * duzdz + lambda * (duxdx + duydy);
+  const float sxy_sym = mu * (duxdy + duydx);
+  const float sxz_sym = mu * (duzdx + duxdz);
+  const float syz_sym = mu * (duzdy + duydz);
+  /* Gravity makes the stress non-symmetric: G = (s.g) I - s g^T terms, s = rho u. */
+  const float sx = s[0], sy = s[1], sz = s[2], gx = gr[0], gy = gr[1], gz = gr[2];
+  sxx += sy * gy + sz * gz;
+  syy += sx * gx + sz * gz;
+  szz += sx * gx + sy * gy;
+  const float sxy = sxy_sym - sx * gy, syx = sxy_sym - sy * gx;
+  const float sxz = sxz_sym - sx * gz, szx = sxz_sym - sz * gx;
+  const float syz = syz_sym - sy * gz, szy = syz_sym - sz * gy;
+  const float Hxx = gr[3], Hyy = gr[4], Hzz = gr[5], Hxy = gr[6], Hxz = gr[7], Hyz = gr[8];
+  const float factor = jacobian * w;
+  r[0] = factor * (sx * Hxx + sy * Hxy + sz * Hxz);
+  r[1] = factor * (sx * Hxy + sy * Hyy + sz * Hyz);
+  r[2] = factor * (sx * Hxz + sy * Hyz + sz * Hzz);
+  t[0] = jacobian * (sxx * xix + syx * xiy + szx * xiz);
+  t[1] = jacobian * (sxx * etax + syx * etay + szx * etaz);
+  t[2] = jacobian * (sxx * gammax + syx * gammay + szx * gammaz);
+  t[3] = jacobian * (sxy * xix + syy * xiy + szy * xiz);
+  t[4] = jacobian * (sxy * etax + syy * etay + szy * etaz);
+  t[5] = jacobian * (sxy * gammax + syy * gammay + szy * gammaz);
+  t[6] = jacobian * (sxz * xix + syz * xiy + szz * xiz);
+  t[7] = jacobian * (sxz * etax + syz * etay + szz * etaz);
+  t[8] = jacobian * (sxz * gammax + syz * gammay + szz * gammaz);
+}
+
 SPF_ALWAYS void SPF_FN(spf_stress_)(const spf_model *M, int64_t e, const float *restrict u, float *restrict d,
                                     float *restrict rho_s_H)
 {
   const float *restrict G = M->geom + e * SPF_NGEOM;
-  const float xix = G[0], xiy = G[1], xiz = G[2], etax = G[3], etay = G[4], etaz = G[5];
-  const float gammax = G[6], gammay = G[7], gammaz = G[8], jacobian = G[9];
   const float kappa = M->material[2 * e], mu = M->material[2 * e + 1];
-  const float lambdaplus2mu = kappa + (4.0f / 3.0f) * mu;
-  const float lambda = lambdaplus2mu - 2.0f * mu;
   const float *restrict R = M->gravity + e * SPF_NGRAV;
-  const float gx = R[0], gy = R[1], gz = R[2];
-  const float Hxx = R[3], Hyy = R[4], Hzz = R[5], Hxy = R[6], Hxz = R[7], Hyz = R[8];
   const float *restrict wcube = M->wgll_cube;
   float *restrict tx1 = d + SPF_T(0, 0), *restrict tx2 = d + SPF_T(0, 1), *restrict tx3 = d + SPF_T(0, 2);
   float *restrict ty1 = d + SPF_T(1, 0), *restrict ty2 = d + SPF_T(1, 1), *restrict ty3 = d + SPF_T(1, 2);
   float *restrict tz1 = d + SPF_T(2, 0), *restrict tz2 = d + SPF_T(2, 1), *restrict tz3 = d + SPF_T(2, 2);
   for (int p = 0; p < SPF_N3; ++p) {
-    const float duxdx = xix * tx1[p] + etax * tx2[p] + gammax * tx3[p];
-    const float duxdy = xiy * tx1[p] + etay * tx2[p] + gammay * tx3[p];
-    const float duxdz = xiz * tx1[p] + etaz * tx2[p] + gammaz * tx3[p];
-    const float duydx = xix * ty1[p] + etax * ty2[p] + gammax * ty3[p];
-    const float duydy = xiy * ty1[p] + etay * ty2[p] + gammay * ty3[p];
-    const float duydz = xiz * ty1[p] + etaz * ty2[p] + gammaz * ty3[p];
-    const float duzdx = xix * tz1[p] + etax * tz2[p] + gammax * tz3[p];
-    const float duzdy = xiy * tz1[p] + etay * tz2[p] + gammay * tz3[p];
-    const float duzdz = xiz * tz1[p] + etaz * tz2[p] + gammaz * tz3[p];
-    float sxx = lambdaplus2mu * duxdx + lambda * (duydy + duzdz);
-    float syy = lambdaplus2mu * duydy + lambda * (duxdx + duzdz);
-    float szz = lambdaplus2mu * duzdz + lambda * (duxdx + duydy);
-    const float sxy_sym = mu * (duxdy + duydx);
-    const float sxz_sym = mu * (duzdx + duxdz);
-    const float syz_sym = mu * (duzdy + duydz);
-    /* Gravity makes the stress non-symmetric: G = (s.g) I - s g^T terms, s = rho u. */
-    const float sx = u[p], sy = u[SPF_N3 + p], sz = u[2 * SPF_N3 + p];
-    sxx += sy * gy + sz * gz;
-    syy += sx * gx + sz * gz;
-    szz += sx * gx + sy * gy;
-    const float sxy = sxy_sym - sx * gy, syx = sxy_sym - sy * gx;
-    const float sxz = sxz_sym - sx * gz, szx = sxz_sym - sz * gx;
-    const float syz = syz_sym - sy * gz, szy = syz_sym - sz * gy;
-    const float factor = jacobian * wcube[p];
-    rho_s_H[p] = factor * (sx * Hxx + sy * Hxy + sz * Hxz);
-    rho_s_H[SPF_N3 + p] = factor * (sx * Hxy + sy * Hyy + sz * Hyz);
-    rho_s_H[2 * SPF_N3 + p] = factor * (sx * Hxz + sy * Hyz + sz * Hzz);
-    tx1[p] = jacobian * (sxx * xix + syx * xiy + szx * xiz);
-    ty1[p] = jacobian * (sxy * xix + syy * xiy + szy * xiz);
-    tz1[p] = jacobian * (sxz * xix + syz * xiy + szz * xiz);
-    tx2[p] = jacobian * (sxx * etax + syx * etay + szx * etaz);
-    ty2[p] = jacobian * (sxy * etax + syy * etay + szy * etaz);
-    tz2[p] = jacobian * (sxz * etax + syz * etay + szz * etaz);
-    tx3[p] = jacobian * (sxx * gammax + syx * gammay + szx * gammaz);
-    ty3[p] = jacobian * (sxy * gammax + syy * gammay + szy * gammaz);
-    tz3[p] = jacobian * (sxz * gammax + syz * gammay + szz * gammaz);
+    float t[9] = {tx1[p], tx2[p], tx3[p], ty1[p], ty2[p], ty3[p], tz1[p], tz2[p], tz3[p]}, r[3];
+    const float s[3] = {u[p], u[SPF_N3 + p], u[2 * SPF_N3 + p]};
+    SPF_FN(spf_point_stress_)(G, kappa, mu, s, R, wcube[p], t, r);
+    rho_s_H[p] = r[0];
+    rho_s_H[SPF_N3 + p] = r[1];
+    rho_s_H[2 * SPF_N3 + p] = r[2];
+    tx1[p] = t[0]; tx2[p] = t[1]; tx3[p] = t[2];
+    ty1[p] = t[3]; ty2[p] = t[4]; ty3[p] = t[5];
+    tz1[p] = t[6]; tz2[p] = t[7]; tz3[p] = t[8];
   }
 }
 
@@ -387,48 +405,17 @@ SPF_ALWAYS void SPF_FN(spf_group_stress_)(const spf_model *M, const float *restr
     const float w = wcube[p];
 #pragma GCC ivdep
     for (int v = 0; v < SPF_G; ++v) {
-      const float duxdx = xix[v] * tx1[v] + etax[v] * tx2[v] + gammax[v] * tx3[v];
-      const float duxdy = xiy[v] * tx1[v] + etay[v] * tx2[v] + gammay[v] * tx3[v];
-      const float duxdz = xiz[v] * tx1[v] + etaz[v] * tx2[v] + gammaz[v] * tx3[v];
-      const float duydx = xix[v] * ty1[v] + etax[v] * ty2[v] + gammax[v] * ty3[v];
-      const float duydy = xiy[v] * ty1[v] + etay[v] * ty2[v] + gammay[v] * ty3[v];
-      const float duydz = xiz[v] * ty1[v] + etaz[v] * ty2[v] + gammaz[v] * ty3[v];
-      const float duzdx = xix[v] * tz1[v] + etax[v] * tz2[v] + gammax[v] * tz3[v];
-      const float duzdy = xiy[v] * tz1[v] + etay[v] * tz2[v] + gammay[v] * tz3[v];
-      const float duzdz = xiz[v] * tz1[v] + etaz[v] * tz2[v] + gammaz[v] * tz3[v];
-      const float mu = muv[v];
-      const float lambdaplus2mu = kap[v] + (4.0f / 3.0f) * mu;
-      const float lambda = lambdaplus2mu - 2.0f * mu;
-      float sxx = lambdaplus2mu * duxdx + lambda * (duydy + duzdz);
-      float syy = lambdaplus2mu * duydy + lambda * (duxdx + duzdz);
-      float szz = lambdaplus2mu * duzdz + lambda * (duxdx + duydy);
-      const float sxy_sym = mu * (duxdy + duydx);
-      const float sxz_sym = mu * (duzdx + duxdz);
-      const float syz_sym = mu * (duzdy + duydz);
-      const float gx = R[v], gy = R[SPF_G + v], gz = R[2 * SPF_G + v];
-      const float sx = ux[v], sy = uy[v], sz = uz[v];
-      sxx += sy * gy + sz * gz;
-      syy += sx * gx + sz * gz;
-      szz += sx * gx + sy * gy;
-      const float sxy = sxy_sym - sx * gy, syx = sxy_sym - sy * gx;
-      const float sxz = sxz_sym - sx * gz, szx = sxz_sym - sz * gx;
-      const float syz = syz_sym - sy * gz, szy = syz_sym - sz * gy;
-      const float Hxx = R[3 * SPF_G + v], Hyy = R[4 * SPF_G + v], Hzz = R[5 * SPF_G + v];
-      const float Hxy = R[6 * SPF_G + v], Hxz = R[7 * SPF_G + v], Hyz = R[8 * SPF_G + v];
-      const float jacobian = jac[v];
-      const float factor = jacobian * w;
-      rx[v] = factor * (sx * Hxx + sy * Hxy + sz * Hxz);
-      ry[v] = factor * (sx * Hxy + sy * Hyy + sz * Hyz);
-      rz[v] = factor * (sx * Hxz + sy * Hyz + sz * Hzz);
-      tx1[v] = jacobian * (sxx * xix[v] + syx * xiy[v] + szx * xiz[v]);
-      ty1[v] = jacobian * (sxy * xix[v] + syy * xiy[v] + szy * xiz[v]);
-      tz1[v] = jacobian * (sxz * xix[v] + syz * xiy[v] + szz * xiz[v]);
-      tx2[v] = jacobian * (sxx * etax[v] + syx * etay[v] + szx * etaz[v]);
-      ty2[v] = jacobian * (sxy * etax[v] + syy * etay[v] + szy * etaz[v]);
-      tz2[v] = jacobian * (sxz * etax[v] + syz * etay[v] + szz * etaz[v]);
-      tx3[v] = jacobian * (sxx * gammax[v] + syx * gammay[v] + szx * gammaz[v]);
-      ty3[v] = jacobian * (sxy * gammax[v] + syy * gammay[v] + szy * gammaz[v]);
-      tz3[v] = jacobian * (sxz * gammax[v] + syz * gammay[v] + szz * gammaz[v]);
+      const float g[10] = {xix[v], xiy[v], xiz[v], etax[v], etay[v], etaz[v], gammax[v], gammay[v], gammaz[v],
+                           jac[v]};
+      const float gr[9] = {R[v], R[SPF_G + v], R[2 * SPF_G + v], R[3 * SPF_G + v], R[4 * SPF_G + v],
+                           R[5 * SPF_G + v], R[6 * SPF_G + v], R[7 * SPF_G + v], R[8 * SPF_G + v]};
+      const float s[3] = {ux[v], uy[v], uz[v]};
+      float t[9] = {tx1[v], tx2[v], tx3[v], ty1[v], ty2[v], ty3[v], tz1[v], tz2[v], tz3[v]}, r[3];
+      SPF_FN(spf_point_stress_)(g, kap[v], muv[v], s, gr, w, t, r);
+      rx[v] = r[0]; ry[v] = r[1]; rz[v] = r[2];
+      tx1[v] = t[0]; tx2[v] = t[1]; tx3[v] = t[2];
+      ty1[v] = t[3]; ty2[v] = t[4]; ty3[v] = t[5];
+      tz1[v] = t[6]; tz2[v] = t[7]; tz3[v] = t[8];
     }
   }
 }

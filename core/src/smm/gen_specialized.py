@@ -42,22 +42,30 @@ def parse_mnk(text):
     return sorted(shapes)
 
 
-def tile_cost(k, v, w):
-    return k * max(v * w, v + w) + 2.0 * v * w + 4.0
+def tile_cycles(k, v, w, W, masked):
+    fma, ld, issue = 0.5 * (W * v * w), 0.5 * (v + w), 0.25 * (v * w + v + w)
+    return k * (max(fma, ld, issue) + (2.0 if masked else 0.0)) + 0.75 * (W * v * w) + 8.0
+
+
+def shape_cycles(isa, dtype, m, n, k, mv, nr):
+    lanes = VEC_BYTES[isa] // DTYPES[dtype][1]
+    W = VEC_BYTES[isa] // 32  # the nominal weight of one vector FMA in 256-bit units
+    mfull, mrem = divmod(m, mv * lanes)
+    rv, masked = -(-mrem // lanes), mrem % lanes != 0
+    nfull, nrem = divmod(n, nr)
+    total = 0.0
+    for cols, count in ((nr, nfull), (nrem, 1 if nrem else 0)):
+        if count:
+            total += count * (mfull * tile_cycles(k, mv, cols, W, False)
+                              + (tile_cycles(k, rv, cols, W, masked) if mrem else 0.0))
+    return total
 
 
 def select_tile(isa, dtype, m, n, k):
-    """The cost model of smm_select_tile() in smm_registry.c."""
-    lanes = VEC_BYTES[isa] // DTYPES[dtype][1]
+    """The cost model of smm_select_tile() in smm_registry.c (ties go to the earlier tile)."""
     best = None
     for mv, nr in TILES[isa]:
-        mb = mv * lanes
-        mfull, mrem = divmod(m, mb)
-        rv = -(-mrem // lanes)
-        nfull, nrem = divmod(n, nr)
-        per = mfull * tile_cost(k, mv, nr) + (tile_cost(k, rv, nr) if mrem else 0.0)
-        rem = (mfull * tile_cost(k, mv, nrem) + (tile_cost(k, rv, nrem) if mrem else 0.0)) if nrem else 0.0
-        cost = nfull * per + rem
+        cost = shape_cycles(isa, dtype, m, n, k, mv, nr)
         if best is None or cost < best[0]:
             best = (cost, mv, nr)
     return best[1], best[2]

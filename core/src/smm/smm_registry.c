@@ -46,34 +46,49 @@ static int lanes_of(int isa, int dtype)
   return bytes / (dtype == SMM_F64 ? 8 : 4);
 }
 
-/* Issue-slot model of one tile of v vectors x w columns over k steps: FMAs and loads (vector loads
- * of A plus broadcasts of B) each issue two per cycle on the cores we target, so a step costs
- * max(v*w, v+w); the C update costs about two slots per vector. The same model is in
- * gen_specialized.py (tests check that both choose alike). */
-static double tile_cost(int64_t k, int64_t v, int64_t w)
+/* Cycle model of one register tile of v vectors x w columns over k steps (one model for the tile
+ * choice within an ISA family and between families). A step costs the most of: FMA pipe time (a
+ * vector FMA weighs W 256-bit ones, two of those issue per cycle), load time (A vectors and B
+ * broadcasts, two per cycle) and instruction issue (about four per cycle); a tile whose last vector
+ * is partial pays two cycles more per step (masked loads of A). The C update costs 0.75 cycles per
+ * 256-bit piece, and a tile 8 cycles to start and drain. The constants are fitted to a scan of every
+ * listed tile over 31 shapes on Zen 4 (docs/kernels.md); the same model is in gen_specialized.py,
+ * and tests check that both choose alike. */
+static double tile_cycles(int64_t k, int64_t v, int64_t w, int W, int masked)
 {
-  const int64_t fma = v * w, ld = v + w;
-  return (double)k * (double)(fma > ld ? fma : ld) + 2.0 * (double)(v * w) + 4.0;
+  const double fma = 0.5 * (double)(W * v * w), ld = 0.5 * (double)(v + w), issue = 0.25 * (double)(v * w + v + w);
+  double step = fma > ld ? fma : ld;
+  step = step > issue ? step : issue;
+  return (double)k * (step + (masked ? 2.0 : 0.0)) + 0.75 * (double)(W * v * w) + 8.0;
 }
 
-static double shape_cost(int64_t m, int64_t n, int64_t k, int L, int MV, int NR)
-{
-  const int64_t mb = (int64_t)MV * L, mfull = m / mb, mrem = m % mb, rv = (mrem + L - 1) / L;
-  const int64_t nfull = n / NR, nrem = n % NR;
-  double per_cols = (double)mfull * tile_cost(k, MV, NR) + (mrem ? tile_cost(k, rv, NR) : 0.0);
-  double rem_cols = nrem ? (double)mfull * tile_cost(k, MV, nrem) + (mrem ? tile_cost(k, rv, nrem) : 0.0) : 0.0;
-  return (double)nfull * per_cols + rem_cols;
-}
-
-static double select_in(int isa, int dtype, int64_t m, int64_t n, int64_t k, int *mv, int *nr)
+/* The whole C in tiles of MV x NR: full row blocks and the row remainder, for full column blocks
+ * and the column remainder (one tile of n % NR columns, as the specialised kernels run it). */
+static double shape_cycles(int isa, int dtype, int64_t m, int64_t n, int64_t k, int MV, int NR, int W)
 {
   const int L = lanes_of(isa, dtype);
+  const int64_t mb = (int64_t)MV * L, mfull = m / mb, mrem = m % mb, rv = (mrem + L - 1) / L;
+  const int masked = mrem % L != 0;
+  const int64_t nfull = n / NR, nrem = n % NR;
+  double total = 0.0;
+  if (nfull)
+    total += (double)nfull * ((double)mfull * tile_cycles(k, MV, NR, W, 0) + (mrem ? tile_cycles(k, rv, NR, W, masked) : 0.0));
+  if (nrem)
+    total += (double)mfull * tile_cycles(k, MV, nrem, W, 0) + (mrem ? tile_cycles(k, rv, nrem, W, masked) : 0.0);
+  return total;
+}
+
+/* The nominal weight of one vector FMA in 256-bit units: what the build-time generator assumes. */
+static int nominal_weight(int isa) { return isa == SMM_ISA_AVX512 ? 2 : 1; }
+
+static double select_in(int isa, int dtype, int64_t m, int64_t n, int64_t k, int W, int *mv, int *nr)
+{
   double best = -1.0;
   *mv = 0; *nr = 0;
   for (int t = 0; t < MAX_TILES; ++t) {
     const tile_entry *te = &TILES[isa][dtype][t];
     if (!te->mv) break;
-    double cst = shape_cost(m, n, k, L, te->mv, te->nr);
+    double cst = shape_cycles(isa, dtype, m, n, k, te->mv, te->nr, W);
     if (best < 0.0 || cst < best) { best = cst; *mv = te->mv; *nr = te->nr; }
   }
   return best;
@@ -83,43 +98,19 @@ void smm_select_tile(int isa, int dtype, int64_t m, int64_t n, int64_t k, int *m
 {
   *mv = 0; *nr = 0;
   if (isa <= SMM_ISA_GENERIC || isa >= SMM_ISA_COUNT || (dtype != SMM_F64 && dtype != SMM_F32)) return;
-  select_in(isa, dtype, m, n, k, mv, nr);
-}
-
-/* Cycles of one tile for comparing ISA families: FMA pipe time (a zmm FMA weighs W 256-bit ones,
- * two of those issue per cycle) against instruction issue (about four per cycle: FMAs, A loads,
- * B broadcasts), plus the C update. Wider vectors issue fewer instructions for the same lanes,
- * which the slot model above (one family, one width) does not need to see. */
-static double tile_cycles(int64_t k, int64_t v, int64_t w, int W)
-{
-  const double fma = 0.5 * (double)(W * v * w), issue = 0.25 * (double)(v * w + v + w);
-  return (double)k * (fma > issue ? fma : issue) + 0.75 * (double)(v * w) + 4.0;
-}
-
-static double shape_cycles(int isa, int dtype, int64_t m, int64_t n, int64_t k, int MV, int NR, int W)
-{
-  const int L = lanes_of(isa, dtype);
-  const int64_t mb = (int64_t)MV * L, mfull = m / mb, mrem = m % mb, rv = (mrem + L - 1) / L;
-  const int64_t nfull = n / NR;
-  double total = 0.0;
-  for (int64_t cols = NR, nb = nfull; cols > 0; cols = (cols == NR ? n % NR : 0), nb = 1) {
-    if (!cols || !nb) continue;
-    total += (double)nb * ((double)mfull * tile_cycles(k, MV, cols, W) + (mrem ? tile_cycles(k, rv, cols, W) : 0.0));
-  }
-  return total;
+  select_in(isa, dtype, m, n, k, nominal_weight(isa), mv, nr);
 }
 
 /* Which ISA's tiles run a shape on a path: AVX-512 borrows AVX2 tiles (as BLIS configurations
- * borrow kernels) when the cycle model says they are faster, with 512-bit FMAs weighted by
- * smm_cpu_zmm_weight(). */
+ * borrow kernels) when the model says they are faster, with 512-bit FMAs weighted by
+ * smm_cpu_zmm_weight() (2 where zmm work is split into two 256-bit halves). */
 static int code_isa_for(int isa, int dtype, int64_t m, int64_t n, int64_t k)
 {
   if (isa != SMM_ISA_AVX512) return isa;
   int mv5, nr5, mv2, nr2;
-  select_in(SMM_ISA_AVX512, dtype, m, n, k, &mv5, &nr5);
-  select_in(SMM_ISA_AVX2, dtype, m, n, k, &mv2, &nr2);
+  select_in(SMM_ISA_AVX512, dtype, m, n, k, nominal_weight(SMM_ISA_AVX512), &mv5, &nr5);
+  const double c256 = select_in(SMM_ISA_AVX2, dtype, m, n, k, 1, &mv2, &nr2);
   const double c512 = shape_cycles(SMM_ISA_AVX512, dtype, m, n, k, mv5, nr5, smm_cpu_zmm_weight());
-  const double c256 = shape_cycles(SMM_ISA_AVX2, dtype, m, n, k, mv2, nr2, 1);
   return c256 < c512 ? SMM_ISA_AVX2 : SMM_ISA_AVX512;
 }
 
