@@ -175,47 +175,36 @@ SPF_ALWAYS void SPF_FN(spf_gather_)(const spf_model *M, int64_t e, float *restri
 SPF_ALWAYS void SPF_FN(spf_point_stress_)(const float g[10], const float kappa, const float mu, const float s[3],
                                           const float gr[9], const float w, float t[9], float r[3])
 {
-  const float xix = g[0], xiy = g[1], xiz = g[2], etax = g[3], etay = g[4], etaz = g[5];
-  const float gammax = g[6], gammay = g[7], gammaz = g[8], jacobian = g[9];
-  const float duxdx = xix * t[0] + etax * t[1] + gammax * t[2];
-  const float duxdy = xiy * t[0] + etay * t[1] + gammay * t[2];
-  const float duxdz = xiz * t[0] + etaz * t[1] + gammaz * t[2];
-  const float duydx = xix * t[3] + etax * t[4] + gammax * t[5];
-  const float duydy = xiy * t[3] + etay * t[4] + gammay * t[5];
-  const float duydz = xiz * t[3] + etaz * t[4] + gammaz * t[5];
-  const float duzdx = xix * t[6] + etax * t[7] + gammax * t[8];
-  const float duzdy = xiy * t[6] + etay * t[7] + gammay * t[8];
-  const float duzdz = xiz * t[6] + etaz * t[7] + gammaz * t[8];
+  /* D[d][x]: derivative of reference coordinate d (xi, eta, gamma) along x (x, y, z). */
+  const float D[3][3] = {{g[0], g[1], g[2]}, {g[3], g[4], g[5]}, {g[6], g[7], g[8]}}, jacobian = g[9];
+  float du[3][3]; /* du[c][x]: d u_c / d x */
+#pragma GCC unroll 3
+  for (int c = 0; c < 3; ++c)
+#pragma GCC unroll 3
+    for (int x = 0; x < 3; ++x) du[c][x] = D[0][x] * t[3 * c] + D[1][x] * t[3 * c + 1] + D[2][x] * t[3 * c + 2];
   const float lambdaplus2mu = kappa + (4.0f / 3.0f) * mu;
   const float lambda = lambdaplus2mu - 2.0f * mu;
-  float sxx = lambdaplus2mu * duxdx + lambda * (duydy + duzdz);
-  float syy = lambdaplus2mu * duydy + lambda * (duxdx + duzdz);
-  float szz = lambdaplus2mu * duzdz + lambda * (duxdx + duydy);
-  const float sxy_sym = mu * (duxdy + duydx);
-  const float sxz_sym = mu * (duzdx + duxdz);
-  const float syz_sym = mu * (duzdy + duydz);
-  /* Gravity makes the stress non-symmetric: G = (s.g) I - s g^T terms, s = rho u. */
   const float sx = s[0], sy = s[1], sz = s[2], gx = gr[0], gy = gr[1], gz = gr[2];
-  sxx += sy * gy + sz * gz;
-  syy += sx * gx + sz * gz;
-  szz += sx * gx + sy * gy;
-  const float sxy = sxy_sym - sx * gy, syx = sxy_sym - sy * gx;
-  const float sxz = sxz_sym - sx * gz, szx = sxz_sym - sz * gx;
-  const float syz = syz_sym - sy * gz, szy = syz_sym - sz * gy;
-  const float Hxx = gr[3], Hyy = gr[4], Hzz = gr[5], Hxy = gr[6], Hxz = gr[7], Hyz = gr[8];
+  const float sxy_sym = mu * (du[0][1] + du[1][0]);
+  const float sxz_sym = mu * (du[2][0] + du[0][2]);
+  const float syz_sym = mu * (du[2][1] + du[1][2]);
+  /* Gravity makes the stress non-symmetric: G = (s.g) I - s g^T terms, s = rho u. S[c][x]: the
+   * stress row that flux c takes (c = x: sxx syx szx; y: sxy syy szy; z: sxz syz szz). */
+  const float S[3][3] = {
+      {lambdaplus2mu * du[0][0] + lambda * (du[1][1] + du[2][2]) + (sy * gy + sz * gz), sxy_sym - sy * gx,
+       sxz_sym - sz * gx},
+      {sxy_sym - sx * gy, lambdaplus2mu * du[1][1] + lambda * (du[0][0] + du[2][2]) + (sx * gx + sz * gz),
+       syz_sym - sz * gy},
+      {sxz_sym - sx * gz, syz_sym - sy * gz,
+       lambdaplus2mu * du[2][2] + lambda * (du[0][0] + du[1][1]) + (sx * gx + sy * gy)}};
+  const float H[3][3] = {{gr[3], gr[6], gr[7]}, {gr[6], gr[4], gr[8]}, {gr[7], gr[8], gr[5]}}; /* symmetric */
   const float factor = jacobian * w;
-  r[0] = factor * (sx * Hxx + sy * Hxy + sz * Hxz);
-  r[1] = factor * (sx * Hxy + sy * Hyy + sz * Hyz);
-  r[2] = factor * (sx * Hxz + sy * Hyz + sz * Hzz);
-  t[0] = jacobian * (sxx * xix + syx * xiy + szx * xiz);
-  t[1] = jacobian * (sxx * etax + syx * etay + szx * etaz);
-  t[2] = jacobian * (sxx * gammax + syx * gammay + szx * gammaz);
-  t[3] = jacobian * (sxy * xix + syy * xiy + szy * xiz);
-  t[4] = jacobian * (sxy * etax + syy * etay + szy * etaz);
-  t[5] = jacobian * (sxy * gammax + syy * gammay + szy * gammaz);
-  t[6] = jacobian * (sxz * xix + syz * xiy + szz * xiz);
-  t[7] = jacobian * (sxz * etax + syz * etay + szz * etaz);
-  t[8] = jacobian * (sxz * gammax + syz * gammay + szz * gammaz);
+#pragma GCC unroll 3
+  for (int c = 0; c < 3; ++c) r[c] = factor * (sx * H[0][c] + sy * H[1][c] + sz * H[2][c]);
+#pragma GCC unroll 3
+  for (int c = 0; c < 3; ++c)
+#pragma GCC unroll 3
+    for (int d = 0; d < 3; ++d) t[3 * c + d] = jacobian * (S[c][0] * D[d][0] + S[c][1] * D[d][1] + S[c][2] * D[d][2]);
 }
 
 SPF_ALWAYS void SPF_FN(spf_stress_)(const spf_model *M, int64_t e, const float *restrict u, float *restrict d,
