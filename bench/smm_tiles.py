@@ -2,11 +2,13 @@
 
     python bench/smm_tiles.py                        # listed tiles, 31 shapes, f64 (~10 min to compile)
     python bench/smm_tiles.py --extra --shapes 16,23 # also tiles the library does not list
+    python bench/smm_tiles.py --streamed --reps 5      # operands streamed from memory (96 MiB)
     python bench/smm_tiles.py --dtype f32 --json results/tiles.json
 
 Every (shape, tile) pair is compiled as a specialised kernel from the library's own tile template
 (core/src/smm/smm_tile.h, as gen_specialized.py does), called on a batch of distinct products whose
-operands fill half of the L2 (the "cached" regime of bench/smm.py), best of --reps timings. The table
+operands fill half of the L2 (the "cached" regime of bench/smm.py) or, with --streamed, 96 MiB (one
+pass over memory per timing), best of --reps timings. The table
 gives, per shape, the tile the library runs (core.smm.dispatch: code path and tile), its GFLOP/s,
 the fastest listed tile and the loss against it. This is the data the constants of the cost model
 in smm_registry.c were fitted to (docs/kernels.md).
@@ -132,13 +134,14 @@ def main(argv=None):
     ap.add_argument("--extra", action="store_true", help="also scan tiles the library does not list")
     ap.add_argument("--reps", type=int, default=41, help="timings per pair (the best is kept)")
     ap.add_argument("--cached-kib", type=float, default=None, help="working set (default: half the L2)")
+    ap.add_argument("--streamed", action="store_true", help="a 96 MiB working set: operands from memory")
     ap.add_argument("--json", help="write the measurements here")
     args = ap.parse_args(argv)
     isas = [t for t in ("avx512", "avx2") if t in cpu.available_targets()]
     if not isas:
         raise SystemExit("this CPU has no AVX2 path to scan")
     plan = {isa: (args.shapes, gen.TILES[isa] + (EXTRA[isa] if args.extra else [])) for isa in isas}
-    ws = int((args.cached_kib * 1024) if args.cached_kib else cpu.cache_bytes(2) // 2)
+    ws = int((args.cached_kib * 1024) if args.cached_kib else (96 << 20) if args.streamed else cpu.cache_bytes(2) // 2)
     with tempfile.TemporaryDirectory(prefix="smm-tiles-") as tmp:
         print(f"# compiling {sum(len(s) * len(t) for s, t in plan.values())} kernels ...", file=sys.stderr)
         exe = build(tmp, args.dtype, plan)

@@ -44,7 +44,7 @@ def parse_mnk(text):
 
 def tile_cycles(k, v, w, W, masked):
     fma, ld, issue = 0.5 * (W * v * w), 0.5 * (v + w), 0.25 * (v * w + v + w)
-    return k * (max(fma, ld, issue) + (2.0 if masked else 0.0)) + 0.75 * (W * v * w) + 8.0
+    return k * (max(fma, ld, issue) + (2.0 if masked else 0.0)) + 0.75 * (W * v * w) + 16.0
 
 
 def shape_cycles(isa, dtype, m, n, k, mv, nr):
@@ -53,7 +53,7 @@ def shape_cycles(isa, dtype, m, n, k, mv, nr):
     mfull, mrem = divmod(m, mv * lanes)
     rv, masked = -(-mrem // lanes), mrem % lanes != 0
     nfull, nrem = divmod(n, nr)
-    total = 0.0
+    total = 0.25 * (mfull + (1 if mrem else 0) - 1) * n * k  # each further row block walks op(B) again
     for cols, count in ((nr, nfull), (nrem, 1 if nrem else 0)):
         if count:
             total += count * (mfull * tile_cycles(k, mv, cols, W, False)

@@ -51,26 +51,30 @@ static int lanes_of(int isa, int dtype)
  * vector FMA weighs W 256-bit ones, two of those issue per cycle), load time (A vectors and B
  * broadcasts, two per cycle) and instruction issue (about four per cycle); a tile whose last vector
  * is partial pays two cycles more per step (masked loads of A). The C update costs 0.75 cycles per
- * 256-bit piece, and a tile 8 cycles to start and drain. The constants are fitted to a scan of every
- * listed tile over 31 shapes on Zen 4 (docs/kernels.md); the same model is in gen_specialized.py,
- * and tests check that both choose alike. */
+ * 256-bit piece, and a tile 16 cycles to start and drain. The constants are fitted to a scan of
+ * every listed tile over 31 shapes on Zen 4, cached and streamed (bench/smm_tiles.py,
+ * docs/kernels.md); the same model is in gen_specialized.py, and tests check that both choose
+ * alike. */
 static double tile_cycles(int64_t k, int64_t v, int64_t w, int W, int masked)
 {
   const double fma = 0.5 * (double)(W * v * w), ld = 0.5 * (double)(v + w), issue = 0.25 * (double)(v * w + v + w);
   double step = fma > ld ? fma : ld;
   step = step > issue ? step : issue;
-  return (double)k * (step + (masked ? 2.0 : 0.0)) + 0.75 * (double)(W * v * w) + 8.0;
+  return (double)k * (step + (masked ? 2.0 : 0.0)) + 0.75 * (double)(W * v * w) + 16.0;
 }
 
 /* The whole C in tiles of MV x NR: full row blocks and the row remainder, for full column blocks
- * and the column remainder (one tile of n % NR columns, as the specialised kernels run it). */
+ * and the column remainder (one tile of n % NR columns, as the specialised kernels run it). Every
+ * row block after the first walks op(B) again, a quarter cycle per element: from memory the first
+ * walk is the one that waits, and tiles covering more of m keep more of A's lines in flight
+ * (streamed 25^3: 4x6 zmm tiles 38.6 GFLOP/s, 2x6 ymm tiles 27.1). */
 static double shape_cycles(int isa, int dtype, int64_t m, int64_t n, int64_t k, int MV, int NR, int W)
 {
   const int L = lanes_of(isa, dtype);
   const int64_t mb = (int64_t)MV * L, mfull = m / mb, mrem = m % mb, rv = (mrem + L - 1) / L;
   const int masked = mrem % L != 0;
-  const int64_t nfull = n / NR, nrem = n % NR;
-  double total = 0.0;
+  const int64_t nfull = n / NR, nrem = n % NR, rowblocks = mfull + (mrem ? 1 : 0);
+  double total = 0.25 * (double)(rowblocks - 1) * (double)n * (double)k;
   if (nfull)
     total += (double)nfull * ((double)mfull * tile_cycles(k, MV, NR, W, 0) + (mrem ? tile_cycles(k, rv, NR, W, masked) : 0.0));
   if (nrem)
