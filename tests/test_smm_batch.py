@@ -169,7 +169,7 @@ def test_strided_two_threads_equal_one(target, dtype, rng):
 
 @pytest.mark.parametrize("target", TARGETS)
 def test_strided_prefetch_does_not_change_results(target, rng):
-    for (m, n, k), threads in itertools.product([(5, 5, 5), (13, 7, 9), (23, 23, 23)], (1, 2)):
+    for (m, n, k), threads in itertools.product([(5, 5, 5), (13, 7, 9), (23, 23, 23), (48, 41, 44)], (1, 2)):
         a = make_stack(rng, MANY, (m, k), np.float64, "C")
         b = make_stack(rng, MANY, (k, n), np.float64, "F")
         c0 = make_stack(rng, MANY, (m, n), np.float64, "C")
@@ -177,6 +177,22 @@ def test_strided_prefetch_does_not_change_results(target, rng):
         smm.gemm_batch(a, b, c1, 2.5, -0.5, threads=threads, target=target, prefetch="none")
         smm.gemm_batch(a, b, c2, 2.5, -0.5, threads=threads, target=target, prefetch="auto")
         assert np.array_equal(c1, c2)
+
+
+def test_strided_auto_prefetch_when_a_product_outgrows_l1(rng):
+    """prefetch="auto" in the strided form: off while one product's operands fit in L1 (the hardware
+    prefetchers follow the stacks' streams), on beyond (the next product cannot be in L1 already)."""
+    l1 = cpu.cache_bytes(1)
+    small = max(s for s in range(1, 200) if 3 * s * s * 8 <= l1)
+    big = small + 1
+    for s in (small, big):
+        a, b, c = (rng.standard_normal((3, s, s)) for _ in range(3))
+        ref = c + a @ b
+        smm.gemm_batch(a, b, c, 1.0, 1.0, threads=1)
+        np.testing.assert_allclose(c, ref, rtol=1e-12, atol=1e-12)
+    used = {(d["m"], d["prefetch"]) for d in smm.registry_stats(per_shape=True)["per_shape"]
+            if d["m"] == d["n"] == d["k"] and d["m"] in (small, big) and d["alpha"] == 1 and d["beta"] == 1}
+    assert (small, 0) in used and (big, 1) in used, used
 
 
 @settings(max_examples=100, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
