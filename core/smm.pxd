@@ -19,6 +19,7 @@ cdef extern from "smm_kernel.h" nogil:
     ctypedef struct smm_kernel:
         smm_desc desc
         int8_t mv, nr, specialized, code_isa
+        int8_t mv_cached, nr_cached, specialized_cached, code_isa_cached
     enum:
         SMM_F64
         SMM_F32

@@ -38,7 +38,10 @@ cdef extern from "smm_registry.h" nogil:
         int64_t kernels, hits, misses, specialized
     const smm_kernel *smm_registry_get(const smm_desc *d)
     int smm_desc_check(const smm_desc *d)
-    void smm_select_tile(int isa, int dtype, int64_t m, int64_t n, int64_t k, int *mv, int *nr)
+    void smm_select_tile(int isa, int dtype, int64_t m, int64_t n, int64_t k, int regime, int *mv, int *nr)
+    enum:
+        SMM_TILES_ANY
+        SMM_TILES_CACHED
     void smm_registry_get_stats(smm_registry_stats *out)
     int64_t smm_registry_list(const smm_kernel **kernels, int64_t *hits, int64_t maxn)
     void smm_empty_call()
@@ -46,6 +49,7 @@ cdef extern from "smm_registry.h" nogil:
 cdef extern from "smm_kernel.h" nogil:
     ctypedef struct smm_kernel_full "smm_kernel":
         smm_kernel_fn fn
+        smm_kernel_fn fn_cached
 
 cdef int _PROCESS_ISA = _cpu.target_id()
 cdef int64_t _L1_BYTES = _cpu.cache_bytes(1)
@@ -175,6 +179,13 @@ cdef class Kernel:
     def specialized(self):
         """True when the kernel is fully unrolled for this (m, n, k) (build-time SMM_MNK list)."""
         return bool(self.kern.specialized)
+    @property
+    def cached_variant(self):
+        """The code batch calls run when their operands fit in the threads' L2: ``code_target``,
+        ``tile`` and ``specialized`` of the tile chosen for operands in cache (docs/kernels.md)."""
+        return {"code_target": _cpu.ISA_NAMES[self.kern.code_isa_cached],
+                "tile": (self.kern.mv_cached, self.kern.nr_cached),
+                "specialized": bool(self.kern.specialized_cached)}
     @property
     def address(self):
         """Address of the C kernel record (``const smm_kernel*``), e.g. for ctypes/cffi callers."""
@@ -352,11 +363,12 @@ def dispatch(m, n=None, k=None, *, lda=None, ldb=None, ldc=None, alpha=1.0, beta
     return _kernel_object(kp, dt)
 
 
-def select_tile(m, n, k, dtype=np.float64, target=None):
-    """Register tile ``(vectors, columns)`` the cost model picks for a runtime-sized kernel."""
+def select_tile(m, n, k, dtype=np.float64, target=None, *, cached=False):
+    """Register tile ``(vectors, columns)`` the cost model picks within one ISA family; ``cached``:
+    the choice for operands that stay in cache (the kernels' cached variant)."""
     cdef int mv = 0, nr = 0
     smm_select_tile(_isa_id(target), _DTYPES[_as_dtype(dtype)], _as_size("m", m), _as_size("n", n),
-                    _as_size("k", k), &mv, &nr)
+                    _as_size("k", k), SMM_TILES_CACHED if _as_flag("cached", cached) else SMM_TILES_ANY, &mv, &nr)
     return (mv, nr)
 
 
@@ -381,6 +393,8 @@ def registry_stats(per_shape=False):
                        "trans_a": bool(d.trans_a), "trans_b": bool(d.trans_b), "prefetch": int(d.prefetch),
                        "target": _cpu.ISA_NAMES[d.isa],
                        "tile": (kl[i].mv, kl[i].nr), "code_target": _cpu.ISA_NAMES[kl[i].code_isa], "specialized": bool(kl[i].specialized),
+                       "tile_cached": (kl[i].mv_cached, kl[i].nr_cached),
+                       "code_target_cached": _cpu.ISA_NAMES[kl[i].code_isa_cached],
                        "hits": int(hits[i])})
     out["per_shape"] = sorted(shapes, key=lambda s: -s["hits"])
     return out
@@ -394,7 +408,8 @@ def _print_stats_at_exit():
     for s in st["per_shape"][:32]:
         w(f"  {s['m']}x{s['n']}x{s['k']} {s['dtype']} lda={s['lda']} ldb={s['ldb']} ldc={s['ldc']} "
           f"a={s['alpha']:g} b={s['beta']:g} ta={int(s['trans_a'])} tb={int(s['trans_b'])} pf={s['prefetch']} {s['target']} "
-          f"tile={s['tile'][0]}x{s['tile'][1]}{' spec' if s['specialized'] else ''}: hits={s['hits']}\n")
+          f"tile={s['tile'][0]}x{s['tile'][1]}{' spec' if s['specialized'] else ''} "
+          f"cached={s['code_target_cached']}:{s['tile_cached'][0]}x{s['tile_cached'][1]}: hits={s['hits']}\n")
 
 
 if _config.verbose() >= 1:
@@ -530,19 +545,39 @@ cdef inline int64_t _offset(const index_t *idx, int64_t stride, int64_t base, in
     return e * stride
 
 
+cdef bint _last_cached = False
+
+
+def _last_batch_regime():
+    """Which kernel variant the last gemm_batch call of the process ran: "cached" (operands fit in
+    the threads' L2) or "any" (a test hook)."""
+    return "cached" if _last_cached else "any"
+
+
+cdef inline bint _fits_cache(double nbytes, int nthreads) noexcept nogil:
+    """A batch whose operands fit in the L2 of the threads that run it counts as cached (its kernels
+    then run their cached variant: in cache wide tiles win, from memory tall ones; docs/kernels.md)."""
+    return nbytes <= <double>_L2_BYTES * (nthreads if nthreads > 1 else 1)
+
+
+cdef inline smm_kernel_fn _kernel_fn(const smm_kernel *kp, bint cached) noexcept nogil:
+    return (<const smm_kernel_full *>kp).fn_cached if cached else (<const smm_kernel_full *>kp).fn
+
+
 cdef void _run_entries(const smm_kernel *kp, char *a, char *b, char *c, int64_t item,
                        const index_t *ia, const index_t *ib, const index_t *ic,
                        int64_t sa, int64_t sb, int64_t sc, int64_t base,
                        const int64_t *order, int64_t e0, int64_t e1, bint reduce, bint prefetch,
-                       char *cfixed) noexcept nogil:
+                       char *cfixed, bint cached) noexcept nogil:
     """Entries [e0, e1) of the (possibly permuted) batch, all on one thread. Consecutive entries that
     share a C are one batch-reduce call when `reduce` (C read and written once per chunk).
-    `cfixed`: write every product there instead (a private partial sum of one C's split run)."""
+    `cfixed`: write every product there instead (a private partial sum of one C's split run).
+    `cached`: the operands fit in cache, run the kernel's cached variant."""
     cdef const void *ap[REDUCE_CHUNK]
     cdef const void *bp[REDUCE_CHUNK]
     cdef int64_t e = e0, f, j, g, nxt
     cdef int64_t oc
-    cdef smm_kernel_fn fn = (<const smm_kernel_full *>kp).fn
+    cdef smm_kernel_fn fn = _kernel_fn(kp, cached)
     cdef const void *pa
     cdef const void *pb
     cdef const void *pc
@@ -573,9 +608,9 @@ cdef void _run_entries(const smm_kernel *kp, char *a, char *b, char *c, int64_t 
 
 
 cdef void _run_strided(const smm_kernel *kp, char *a, char *b, char *c, int64_t sa, int64_t sb, int64_t sc,
-                       int64_t e0, int64_t e1, bint prefetch) noexcept nogil:
+                       int64_t e0, int64_t e1, bint prefetch, bint cached) noexcept nogil:
     """Entries [e0, e1) of a strided batch with distinct C's (byte strides): the lean loop."""
-    cdef smm_kernel_fn fn = (<const smm_kernel_full *>kp).fn
+    cdef smm_kernel_fn fn = _kernel_fn(kp, cached)
     cdef const void *ap
     cdef const void *bp
     cdef int64_t e
@@ -589,17 +624,17 @@ cdef void _run_strided(const smm_kernel *kp, char *a, char *b, char *c, int64_t 
 
 
 cdef void _run_strided_batch(const smm_kernel *kp, char *a, char *b, char *c, int64_t sa, int64_t sb,
-                             int64_t sc, int64_t nbatch, bint prefetch, int nthreads) noexcept nogil:
+                             int64_t sc, int64_t nbatch, bint prefetch, int nthreads, bint cached) noexcept nogil:
     cdef int64_t t, chunk, e0, e1
     if nthreads <= 1:
-        _run_strided(kp, a, b, c, sa, sb, sc, 0, nbatch, prefetch)
+        _run_strided(kp, a, b, c, sa, sb, sc, 0, nbatch, prefetch, cached)
         return
     chunk = (nbatch + nthreads - 1) // nthreads
     for t in prange(nthreads, nogil=True, num_threads=nthreads, schedule="static", chunksize=1):
         e0 = t * chunk
         e1 = min(e0 + chunk, nbatch)
         if e0 < e1:
-            _run_strided(kp, a, b, c, sa, sb, sc, e0, e1, prefetch)
+            _run_strided(kp, a, b, c, sa, sb, sc, e0, e1, prefetch, cached)
 
 
 ctypedef fused real_t:
@@ -618,7 +653,7 @@ cdef void _run_batch(const smm_kernel *kp, const smm_kernel *kp0, char *a, char 
                      const index_t *ia, const index_t *ib, const index_t *ic,
                      int64_t sa, int64_t sb, int64_t sc, int64_t base, int64_t nbatch,
                      const int64_t *order, const int64_t *tasks, int64_t ntasks, char *scratch,
-                     bint reduce, bint prefetch, int nthreads) noexcept nogil:
+                     bint reduce, bint prefetch, int nthreads, bint cached) noexcept nogil:
     """Whole batch. `tasks` (rows of e0, e1, slot) keep every C inside one task, or split a long
     run of one C (batch-reduce only) into tasks whose partial sums go to scratch slot >= 0 (kernel
     kp0: beta = 1 onto zeroed scratch, tight ldc), added in order afterwards. NULL tasks: one task, or distinct C's."""
@@ -626,7 +661,7 @@ cdef void _run_batch(const smm_kernel *kp, const smm_kernel *kp0, char *a, char 
     cdef int64_t sbytes = <int64_t>kp.desc.m * kp.desc.n * item
     if tasks == NULL:
         if nthreads <= 1:
-            _run_entries(kp, a, b, c, item, ia, ib, ic, sa, sb, sc, base, order, 0, nbatch, reduce, prefetch, NULL)
+            _run_entries(kp, a, b, c, item, ia, ib, ic, sa, sb, sc, base, order, 0, nbatch, reduce, prefetch, NULL, cached)
             return
         # Distinct C's: contiguous blocks of entries per thread (as LIBXSMM's batch), so each
         # thread streams through its part and prefetches its own next entry.
@@ -635,15 +670,15 @@ cdef void _run_batch(const smm_kernel *kp, const smm_kernel *kp0, char *a, char 
             e0 = t * chunk
             e1 = min(e0 + chunk, nbatch)
             if e0 < e1:
-                _run_entries(kp, a, b, c, item, ia, ib, ic, sa, sb, sc, base, order, e0, e1, reduce, prefetch, NULL)
+                _run_entries(kp, a, b, c, item, ia, ib, ic, sa, sb, sc, base, order, e0, e1, reduce, prefetch, NULL, cached)
         return
     for r in prange(ntasks, nogil=True, num_threads=nthreads, schedule="dynamic"):
         if tasks[3 * r + 2] < 0:
             _run_entries(kp, a, b, c, item, ia, ib, ic, sa, sb, sc, base, order, tasks[3 * r], tasks[3 * r + 1],
-                         reduce, prefetch, NULL)
+                         reduce, prefetch, NULL, cached)
         else:
             _run_entries(kp0, a, b, c, item, ia, ib, ic, sa, sb, sc, base, order, tasks[3 * r], tasks[3 * r + 1],
-                         reduce, prefetch, scratch + tasks[3 * r + 2] * sbytes)
+                         reduce, prefetch, scratch + tasks[3 * r + 2] * sbytes, cached)
 
 
 # Hashed lock array (the alternative to grouping by C, kept for measurement: sync="locks").
@@ -656,7 +691,7 @@ for _i in range(NLOCKS):
 
 cdef void _run_locked(const smm_kernel *kp, char *a, char *b, char *c, int64_t item,
                       const index_t *ia, const index_t *ib, const index_t *ic, int64_t base,
-                      int64_t e0, int64_t e1, bint prefetch) noexcept nogil:
+                      int64_t e0, int64_t e1, bint prefetch, bint cached) noexcept nogil:
     """Entries [e0, e1) in order, each run of one C under that C's hashed lock (batch-reduced)."""
     cdef int64_t e = e0, f, oc
     cdef uint64_t h
@@ -668,20 +703,20 @@ cdef void _run_locked(const smm_kernel *kp, char *a, char *b, char *c, int64_t i
         h = <uint64_t>oc * 0x9e3779b97f4a7c15ULL
         h = (h >> 40) & (NLOCKS - 1)
         openmp.omp_set_lock(&_c_locks[h])
-        _run_entries(kp, a, b, c, item, ia, ib, ic, 0, 0, 0, base, NULL, e, f, True, prefetch, NULL)
+        _run_entries(kp, a, b, c, item, ia, ib, ic, 0, 0, 0, base, NULL, e, f, True, prefetch, NULL, cached)
         openmp.omp_unset_lock(&_c_locks[h])
         e = f
 
 
 cdef void _run_batch_locked(const smm_kernel *kp, char *a, char *b, char *c, int64_t item,
                             const index_t *ia, const index_t *ib, const index_t *ic, int64_t base,
-                            int64_t nbatch, bint prefetch, int nthreads) noexcept nogil:
+                            int64_t nbatch, bint prefetch, int nthreads, bint cached) noexcept nogil:
     cdef int64_t t, chunk = (nbatch + nthreads - 1) // nthreads, e0, e1
     for t in prange(nthreads, nogil=True, num_threads=nthreads, schedule="static", chunksize=1):
         e0 = t * chunk
         e1 = min(e0 + chunk, nbatch)
         if e0 < e1:
-            _run_locked(kp, a, b, c, item, ia, ib, ic, base, e0, e1, prefetch)
+            _run_locked(kp, a, b, c, item, ia, ib, ic, base, e0, e1, prefetch, cached)
 
 
 cdef int64_t _find_runs(const index_t *ic, int64_t sc, int64_t base, const int64_t *order, int64_t n,
@@ -957,8 +992,12 @@ cdef object _gemm_batch_strided(a, b, c, dt, double alpha, double beta, bint ta,
     cdef int nt = threads_for_work(nthreads, work, BATCH_GRAIN) if explicit == 0 else nthreads
     cdef int64_t b1 = s1 * item, b2 = s2 * item, bc = sc * item
     cdef bint pref = pf != 0
+    cdef bint fits = _fits_cache(<double>item * ((nb if s1 else 1) * mm * ka + (nb if s2 else 1) * ka * nn
+                                                 + <double>nb * mm * nn), nt)
+    global _last_cached
+    _last_cached = fits
     with nogil:
-        _run_strided_batch(kp, p1, p2, pc, b1, b2, bc, nb, pref, nt)
+        _run_strided_batch(kp, p1, p2, pc, b1, b2, bc, nb, pref, nt, fits)
     return c
 
 
@@ -1038,14 +1077,15 @@ cdef object _gemm_batch_index(a, b, c, dt, double alpha, double beta, a_index, b
         a_index, b_index, c_index = (None if x is None else x.astype(np.int64) for x in (a_index, b_index, c_index))
         type_seen = cnp.NPY_INT64
     cdef bint wide = type_seen != cnp.NPY_INT32
+    # The bytes of A and B (and C) blocks the batch can touch: at most each whole buffer.
+    cdef int64_t esz = cnp.PyArray_ITEMSIZE(<cnp.ndarray>a)
+    touched = (min(cnp.PyArray_NBYTES(<cnp.ndarray>a), nb * mm * kk * esz if a_index is not None else mm * kk * esz)
+               + min(cnp.PyArray_NBYTES(<cnp.ndarray>b), nb * kk * nn * esz if b_index is not None else kk * nn * esz))
+    touched_c = min(cnp.PyArray_NBYTES(<cnp.ndarray>c), nb * mm * nn * esz if c_index is not None else mm * nn * esz)
     if pf < 0:
         # "auto": prefetch the next entry's blocks when the blocks the batch can touch exceed a
         # core's L2 (gathered from memory, where it pays up to 1.8x); a stack that fits is cached
         # when called repeatedly, and there the prefetches cost up to 17 % (8^3, measured).
-        touched = (min(cnp.PyArray_NBYTES(<cnp.ndarray>a), nb * mm * kk * cnp.PyArray_ITEMSIZE(<cnp.ndarray>a)
-                       if a_index is not None else mm * kk * cnp.PyArray_ITEMSIZE(<cnp.ndarray>a))
-                   + min(cnp.PyArray_NBYTES(<cnp.ndarray>b), nb * kk * nn * cnp.PyArray_ITEMSIZE(<cnp.ndarray>b)
-                         if b_index is not None else kk * nn * cnp.PyArray_ITEMSIZE(<cnp.ndarray>b)))
         pf = 1 if touched > _L2_BYTES else 0
     cdef const smm_kernel *kp = _lookup(mm, nn, kk, lda, ldb, ldc, alpha, beta, _DTYPES[dt], ta, tb, pf, isa)
     # C repeats: group equal C offsets (stable: per-C order kept) so that a C belongs to one task.
@@ -1117,6 +1157,9 @@ cdef object _gemm_batch_index(a, b, c, dt, double alpha, double beta, a_index, b
         # semantics; the grouping above only validated the C blocks.
         order = None
         order_p = NULL
+    cdef bint fits = _fits_cache(<double>(touched + touched_c), nt)
+    global _last_cached
+    _last_cached = fits
     cdef char *pa = <char *>cnp.PyArray_DATA(a)
     cdef char *pb = <char *>cnp.PyArray_DATA(b)
     cdef char *pc = <char *>cnp.PyArray_DATA(c)
@@ -1129,20 +1172,20 @@ cdef object _gemm_batch_index(a, b, c, dt, double alpha, double beta, a_index, b
         with nogil:
             if wide:
                 _run_batch_locked[int64_t](kp, pa, pb, pc, item, <const int64_t *>ia, <const int64_t *>ib,
-                                           <const int64_t *>ic, base, nbb, pref, nt)
+                                           <const int64_t *>ic, base, nbb, pref, nt, fits)
             else:
                 _run_batch_locked[int32_t](kp, pa, pb, pc, item, <const int32_t *>ia, <const int32_t *>ib,
-                                           <const int32_t *>ic, base, nbb, pref, nt)
+                                           <const int32_t *>ic, base, nbb, pref, nt, fits)
         return c
     with nogil:
         if wide:
             _run_batch[int64_t](kp, kp0, pa, pb, pc, item, <const int64_t *>ia, <const int64_t *>ib,
                                 <const int64_t *>ic, 0, 0, 0, base, nbb, order_p, tasks_p, ntasks, scratch_p,
-                                reduce, pref, nt)
+                                reduce, pref, nt, fits)
         else:
             _run_batch[int32_t](kp, kp0, pa, pb, pc, item, <const int32_t *>ia, <const int32_t *>ib,
                                 <const int32_t *>ic, 0, 0, 0, base, nbb, order_p, tasks_p, ntasks, scratch_p,
-                                reduce, pref, nt)
+                                reduce, pref, nt, fits)
     if scratch is not None:
         _add_partial_sums(c, scratch, tasks, runs, order, c_index, base, mm, nn, ldc)
     return c

@@ -168,14 +168,17 @@ def test_dispatch_property(m, n, k, ta, tb, alpha, beta, pads, target, dtype, se
 
 # ----------------------------------------------------------------------------- specialised kernels
 
-def built_specialized_shapes():
-    """(isa id, dtype id) -> set of (m, n, k) from the generated table the library was built with."""
+def built_specialized_shapes(regime="any"):
+    """(isa id, dtype id) -> set of (m, n, k) from the generated table the library was built with:
+    the kernels of one tile choice, "any" (Kernel's code) or "cached" (its cached variant)."""
     path = os.path.join(ROOT, "core", "src", "smm", "specialized_gen.c")
+    bit = {"any": 1, "cached": 2}[regime]
     table = {}
     with open(path) as f:
-        for isa, dt, _mv, _nr, m, n, k in re.findall(
-                r"\{(\d+), (\d+), (\d+), (\d+), (\d+), (\d+), (\d+), smm_\w+_spec_\w+\}", f.read()):
-            table.setdefault((int(isa), int(dt)), set()).add((int(m), int(n), int(k)))
+        for isa, dt, _mv, _nr, regimes, m, n, k in re.findall(
+                r"\{(\d+), (\d+), (\d+), (\d+), (\d+), (\d+), (\d+), (\d+), smm_\w+_spec_\w+\}", f.read()):
+            if int(regimes) & bit:
+                table.setdefault((int(isa), int(dt)), set()).add((int(m), int(n), int(k)))
     return table
 
 
@@ -208,6 +211,7 @@ def test_specialized_kernels(target, dtype, rng, smm_generator):
     dt_name = "f64" if np.dtype(dtype) == np.float64 else "f32"
     dt_id = 0 if dt_name == "f64" else 1
     table = built_specialized_shapes()
+    table_c = built_specialized_shapes("cached")
     paths = [t for t in cpu.available_targets() if t != "generic" and cpu.isa_id(t) <= cpu.isa_id(target)]
     shapes = set().union(*(table.get((cpu.isa_id(t), dt_id), set()) for t in paths))
     for shape in ((23, 23, 23), (5, 25, 5)):
@@ -223,6 +227,11 @@ def test_specialized_kernels(target, dtype, rng, smm_generator):
             assert kern.specialized == built, f"{kern!r}: specialized should be {built}"
             if built:
                 assert kern.tile == gen.select_tile(kern.code_target, dt_name, m, n, k)
+            cv = kern.cached_variant  # the tile chosen for operands in cache: its own table entry
+            built_c = (m, n, k) in table_c.get((cpu.isa_id(cv["code_target"]), dt_id), set())
+            assert cv["specialized"] == built_c, f"{kern!r}: cached variant {cv}"
+            if built_c:
+                assert cv["tile"] == gen.select_tile(cv["code_target"], dt_name, m, n, k, "cached")
             run_kernel_case(rng, target, dtype, m, n, k, ta, False, alpha, beta, (0, 0, 0))
         assert not smm.dispatch(m, n, k, ldc=m + 1, dtype=dtype, target=target).specialized
         assert not smm.dispatch(m, n, k, trans_b=True, dtype=dtype, target=target).specialized

@@ -485,3 +485,36 @@ def test_batch_alpha_zero_ignores_nan(target, dtype, threads, rng):
             blk = block(ref, oc, m, n, p.ldc)
             blk *= beta ** int(np.count_nonzero(p.c_off == oc))
         assert np.array_equal(got, ref), f"index alpha=0 beta={beta} {m}x{n}x{k}"
+
+
+@pytest.mark.parametrize("target", [t for t in cpu.available_targets() if t != "generic"])
+@pytest.mark.parametrize("form", ["strided", "index"])
+def test_batches_in_cache_run_the_cached_variant(rng, target, form):
+    """A batch whose operands fit in the L2 of its threads runs the kernels' cached variant (the tile
+    chosen for operands in cache), a larger one the general variant; both compute right, for shapes
+    where the two variants differ, with 1 and 2 threads."""
+    l2 = cpu.cache_bytes(2)
+    shapes = [s for s in [(16, 16, 16), (23, 23, 23), (13, 13, 13), (12, 12, 12), (25, 5, 5), (20, 19, 7)]
+              if smm.dispatch(*s, alpha=0.375, target=target).cached_variant["tile"]
+              != smm.dispatch(*s, alpha=0.375, target=target).tile
+              or smm.dispatch(*s, alpha=0.375, target=target).cached_variant["code_target"]
+              != smm.dispatch(*s, alpha=0.375, target=target).code_target]
+    if not shapes:
+        pytest.skip(f"on {target} the two tile choices agree for these shapes")
+    for m, n, k in shapes[:3]:
+        per = (m * k + k * n + m * n) * 8
+        for threads in (1, 2):
+            for nb, regime in ((max(1, l2 // (2 * per)), "cached"), (threads * l2 // per + 8, "any")):
+                a, b = rng.standard_normal((nb, k, m)), rng.standard_normal((nb, n, k))
+                c = rng.standard_normal((nb, n, m))
+                ref = c + 0.375 * np.einsum("eki,ejk->eji", a, b)  # column-major blocks: C_e = A_e B_e
+                if form == "strided":  # column-major matrices as Fortran-ordered views
+                    smm.gemm_batch(a.transpose(0, 2, 1), b.transpose(0, 2, 1), c.transpose(0, 2, 1), 0.375, 1.0,
+                                   threads=threads, target=target)
+                else:
+                    idx = np.arange(nb, dtype=np.int64)
+                    smm.gemm_batch(a.reshape(-1), b.reshape(-1), c.reshape(-1), 0.375, 1.0, a_index=idx * m * k,
+                                   b_index=idx * k * n, c_index=idx * m * n, m=m, n=n, k=k, threads=threads,
+                                   target=target, distinct_c=True)
+                assert smm._last_batch_regime() == regime, (m, n, k, nb, threads, form)
+                np.testing.assert_allclose(c, ref, rtol=1e-12, atol=1e-12)

@@ -238,14 +238,22 @@ def test_python_tile_model_agrees_with_the_library(target, dtype, smm_generator)
     gen = smm_generator
     np_dtype = np.float64 if dtype == "f64" else np.float32
     sizes = list(range(1, 81)) + [96, 100, 127, 128, 200, 255, 1000]
+    differ = 0
     for m, n in itertools.product(sizes, sizes):
         k = (m * 7 + n * 3) % 90 + 1
-        assert smm.select_tile(m, n, k, np_dtype, target) == gen.select_tile(target, dtype, m, n, k), (m, n, k)
-    # The runtime kernels the registry builds use that tile (padded ldc: not a specialised kernel).
-    for m, n, k in [(7, 9, 11), (17, 3, 2), (40, 40, 40), (1, 80, 5), (33, 65, 7)]:
+        for cached, regime in ((False, "any"), (True, "cached")):
+            assert (smm.select_tile(m, n, k, np_dtype, target, cached=cached)
+                    == gen.select_tile(target, dtype, m, n, k, regime)), (m, n, k, regime)
+        differ += gen.select_tile(target, dtype, m, n, k) != gen.select_tile(target, dtype, m, n, k, "cached")
+    assert differ, "the two tile models never disagree: the cached variant would be pointless"
+    # The runtime kernels the registry builds use those tiles (padded ldc: not a specialised kernel).
+    for m, n, k in [(7, 9, 11), (17, 3, 2), (40, 40, 40), (1, 80, 5), (33, 65, 7), (16, 16, 16), (23, 23, 23)]:
         kern = smm.dispatch(m, n, k, ldc=m + 1, dtype=np_dtype, target=target)
         assert kern.code_target in SIMD and cpu.ISA_NAMES.index(kern.code_target) <= cpu.ISA_NAMES.index(target)
         assert not kern.specialized and kern.tile == gen.select_tile(kern.code_target, dtype, m, n, k)
+        cv = kern.cached_variant
+        assert cv["code_target"] in SIMD and cpu.ISA_NAMES.index(cv["code_target"]) <= cpu.ISA_NAMES.index(target)
+        assert not cv["specialized"] and cv["tile"] == gen.select_tile(cv["code_target"], dtype, m, n, k, "cached")
     assert smm.select_tile(7, 9, 11, np_dtype, "generic") == (0, 0)
 
 

@@ -36,8 +36,12 @@ typedef struct smm_kernel {
   int8_t specialized;       /* 1: fully unrolled for this (m, n, k) (SMM_MNK list) */
   int8_t code_isa;          /* ISA of the code that runs: an AVX-512 path runs AVX2 tiles where narrower
                                vectors waste fewer lanes (e.g. m = 4 in f64) */
-  int8_t pad_[4];
+  /* The same product with the register tile chosen for operands that stay in cache (wider tiles
+   * win there, taller ones from memory): the batch drivers call fn_cached when a batch's operands
+   * fit in the L2 of the threads that run it. fn is right for any operands. */
+  int8_t mv_cached, nr_cached, specialized_cached, code_isa_cached;
   int64_t ncalls_hint;      /* not used by the kernel; statistics slot for callers */
+  smm_kernel_fn fn_cached;
 } smm_kernel;
 
 /* One product: C := alpha*op(A)*op(B) + beta*C. */

@@ -49,72 +49,81 @@ static int lanes_of(int isa, int dtype)
 /* Cycle model of one register tile of v vectors x w columns over k steps (one model for the tile
  * choice within an ISA family and between families). A step costs the most of: FMA pipe time (a
  * vector FMA weighs W 256-bit ones, two of those issue per cycle), load time (A vectors and B
- * broadcasts, two per cycle) and instruction issue (about four per cycle); a tile whose last vector
- * is partial pays two cycles more per step (masked loads of A). The C update costs 0.75 cycles per
- * 256-bit piece, and a tile 16 cycles to start and drain. The constants are fitted to a scan of
- * every listed tile over 31 shapes on Zen 4, cached and streamed (bench/smm_tiles.py,
- * docs/kernels.md); the same model is in gen_specialized.py, and tests check that both choose
- * alike. */
-static double tile_cycles(int64_t k, int64_t v, int64_t w, int W, int masked)
+ * broadcasts, two per cycle) and instruction issue; a tile whose last vector is partial pays two
+ * cycles more per step (masked loads of A). The C update costs `update` cycles per 256-bit piece,
+ * and a tile `start` cycles to start and drain. Every row block after the first walks op(B) again
+ * (`rewalk` cycles per element): from memory the first walk is the one that waits, and tiles
+ * covering more of m keep more of A's lines in flight (streamed 25^3: 4x6 zmm tiles 38.6 GFLOP/s,
+ * 2x6 ymm tiles 27.1); in cache the walk is free.
+ * Two sets of constants, fitted to a scan of every listed tile over 31 shapes on Zen 4
+ * (bench/smm_tiles.py, docs/kernels.md): SMM_TILES_ANY to cached and streamed operands together,
+ * SMM_TILES_CACHED to cached ones. The same model is in gen_specialized.py, and tests check that
+ * both choose alike. */
+typedef struct { double issue, update, start, rewalk; } tile_model;
+static const tile_model MODELS[2] = {
+  [SMM_TILES_ANY] = { 0.25, 0.75, 16.0, 0.25 },
+  [SMM_TILES_CACHED] = { 0.30, 0.75, 4.0, 0.0 },
+};
+
+static double tile_cycles(const tile_model *md, int64_t k, int64_t v, int64_t w, int W, int masked)
 {
-  const double fma = 0.5 * (double)(W * v * w), ld = 0.5 * (double)(v + w), issue = 0.25 * (double)(v * w + v + w);
+  const double fma = 0.5 * (double)(W * v * w), ld = 0.5 * (double)(v + w), issue = md->issue * (double)(v * w + v + w);
   double step = fma > ld ? fma : ld;
   step = step > issue ? step : issue;
-  return (double)k * (step + (masked ? 2.0 : 0.0)) + 0.75 * (double)(W * v * w) + 16.0;
+  return (double)k * (step + (masked ? 2.0 : 0.0)) + md->update * (double)(W * v * w) + md->start;
 }
 
 /* The whole C in tiles of MV x NR: full row blocks and the row remainder, for full column blocks
- * and the column remainder (one tile of n % NR columns, as the specialised kernels run it). Every
- * row block after the first walks op(B) again, a quarter cycle per element: from memory the first
- * walk is the one that waits, and tiles covering more of m keep more of A's lines in flight
- * (streamed 25^3: 4x6 zmm tiles 38.6 GFLOP/s, 2x6 ymm tiles 27.1). */
-static double shape_cycles(int isa, int dtype, int64_t m, int64_t n, int64_t k, int MV, int NR, int W)
+ * and the column remainder (one tile of n % NR columns, as the specialised kernels run it). */
+static double shape_cycles(const tile_model *md, int isa, int dtype, int64_t m, int64_t n, int64_t k,
+                           int MV, int NR, int W)
 {
   const int L = lanes_of(isa, dtype);
   const int64_t mb = (int64_t)MV * L, mfull = m / mb, mrem = m % mb, rv = (mrem + L - 1) / L;
   const int masked = mrem % L != 0;
   const int64_t nfull = n / NR, nrem = n % NR, rowblocks = mfull + (mrem ? 1 : 0);
-  double total = 0.25 * (double)(rowblocks - 1) * (double)n * (double)k;
+  double total = md->rewalk * (double)(rowblocks - 1) * (double)n * (double)k;
   if (nfull)
-    total += (double)nfull * ((double)mfull * tile_cycles(k, MV, NR, W, 0) + (mrem ? tile_cycles(k, rv, NR, W, masked) : 0.0));
+    total += (double)nfull * ((double)mfull * tile_cycles(md, k, MV, NR, W, 0) + (mrem ? tile_cycles(md, k, rv, NR, W, masked) : 0.0));
   if (nrem)
-    total += (double)mfull * tile_cycles(k, MV, nrem, W, 0) + (mrem ? tile_cycles(k, rv, nrem, W, masked) : 0.0);
+    total += (double)mfull * tile_cycles(md, k, MV, nrem, W, 0) + (mrem ? tile_cycles(md, k, rv, nrem, W, masked) : 0.0);
   return total;
 }
 
 /* The nominal weight of one vector FMA in 256-bit units: what the build-time generator assumes. */
 static int nominal_weight(int isa) { return isa == SMM_ISA_AVX512 ? 2 : 1; }
 
-static double select_in(int isa, int dtype, int64_t m, int64_t n, int64_t k, int W, int *mv, int *nr)
+static double select_in(const tile_model *md, int isa, int dtype, int64_t m, int64_t n, int64_t k, int W,
+                        int *mv, int *nr)
 {
   double best = -1.0;
   *mv = 0; *nr = 0;
   for (int t = 0; t < MAX_TILES; ++t) {
     const tile_entry *te = &TILES[isa][dtype][t];
     if (!te->mv) break;
-    double cst = shape_cycles(isa, dtype, m, n, k, te->mv, te->nr, W);
+    double cst = shape_cycles(md, isa, dtype, m, n, k, te->mv, te->nr, W);
     if (best < 0.0 || cst < best) { best = cst; *mv = te->mv; *nr = te->nr; }
   }
   return best;
 }
 
-void smm_select_tile(int isa, int dtype, int64_t m, int64_t n, int64_t k, int *mv, int *nr)
+void smm_select_tile(int isa, int dtype, int64_t m, int64_t n, int64_t k, int regime, int *mv, int *nr)
 {
   *mv = 0; *nr = 0;
   if (isa <= SMM_ISA_GENERIC || isa >= SMM_ISA_COUNT || (dtype != SMM_F64 && dtype != SMM_F32)) return;
-  select_in(isa, dtype, m, n, k, nominal_weight(isa), mv, nr);
+  select_in(&MODELS[regime == SMM_TILES_CACHED], isa, dtype, m, n, k, nominal_weight(isa), mv, nr);
 }
 
 /* Which ISA's tiles run a shape on a path: AVX-512 borrows AVX2 tiles (as BLIS configurations
  * borrow kernels) when the model says they are faster, with 512-bit FMAs weighted by
  * smm_cpu_zmm_weight() (2 where zmm work is split into two 256-bit halves). */
-static int code_isa_for(int isa, int dtype, int64_t m, int64_t n, int64_t k)
+static int code_isa_for(const tile_model *md, int isa, int dtype, int64_t m, int64_t n, int64_t k)
 {
   if (isa != SMM_ISA_AVX512) return isa;
   int mv5, nr5, mv2, nr2;
-  select_in(SMM_ISA_AVX512, dtype, m, n, k, nominal_weight(SMM_ISA_AVX512), &mv5, &nr5);
-  const double c256 = select_in(SMM_ISA_AVX2, dtype, m, n, k, 1, &mv2, &nr2);
-  const double c512 = shape_cycles(SMM_ISA_AVX512, dtype, m, n, k, mv5, nr5, smm_cpu_zmm_weight());
+  select_in(md, SMM_ISA_AVX512, dtype, m, n, k, nominal_weight(SMM_ISA_AVX512), &mv5, &nr5);
+  const double c256 = select_in(md, SMM_ISA_AVX2, dtype, m, n, k, 1, &mv2, &nr2);
+  const double c512 = shape_cycles(md, SMM_ISA_AVX512, dtype, m, n, k, mv5, nr5, smm_cpu_zmm_weight());
   return c256 < c512 ? SMM_ISA_AVX2 : SMM_ISA_AVX512;
 }
 
@@ -130,35 +139,48 @@ int smm_desc_check(const smm_desc *d)
   return 0;
 }
 
-static void build(const smm_desc *d, smm_kernel *kern)
+/* One tile choice (regime) for a descriptor: the code it runs, its tile, specialised or not. */
+typedef struct { smm_kernel_fn fn; int8_t mv, nr, specialized, code_isa; } kernel_choice;
+
+static kernel_choice choose(const smm_desc *d, int regime)
 {
-  memset(kern, 0, sizeof(*kern));
-  kern->desc = *d;
-  kern->fn = d->dtype == SMM_F64 ? smm_generic_f64 : smm_generic_f32;
-  kern->code_isa = SMM_ISA_GENERIC;
-  if (d->isa == SMM_ISA_GENERIC) return;
+  kernel_choice ch = { d->dtype == SMM_F64 ? smm_generic_f64 : smm_generic_f32, 0, 0, 0, SMM_ISA_GENERIC };
+  if (d->isa == SMM_ISA_GENERIC) return ch;
   /* A transposed A is packed on the stack by the tiled kernels; too big a panel runs portable code. */
-  if (d->trans_a && (int64_t)d->m * d->k > 8192) return;
-  const int isa = code_isa_for(d->isa, d->dtype, d->m, d->n, d->k);
+  if (d->trans_a && (int64_t)d->m * d->k > 8192) return ch;
+  const int isa = code_isa_for(&MODELS[regime], d->isa, d->dtype, d->m, d->n, d->k);
   /* Specialised kernels bake in tight leading dimensions (a transposed A is packed tight). */
   if (!d->trans_b && d->ldb == d->k && d->ldc == d->m && d->lda == (d->trans_a ? d->k : d->m)) {
     for (int i = 0; i < smm_spec_count; ++i) {
       const smm_spec_entry *s = &smm_spec_table[i];
-      if (s->isa == isa && s->dtype == d->dtype && s->m == d->m && s->n == d->n && s->k == d->k) {
-        kern->fn = s->fn; kern->mv = s->mv; kern->nr = s->nr; kern->specialized = 1; kern->code_isa = (int8_t)isa;
-        return;
+      if (s->isa == isa && s->dtype == d->dtype && s->m == d->m && s->n == d->n && s->k == d->k
+          && (s->regimes >> regime & 1)) {
+        ch.fn = s->fn; ch.mv = s->mv; ch.nr = s->nr; ch.specialized = 1; ch.code_isa = (int8_t)isa;
+        return ch;
       }
     }
   }
   int mv, nr;
-  smm_select_tile(isa, d->dtype, d->m, d->n, d->k, &mv, &nr);
+  smm_select_tile(isa, d->dtype, d->m, d->n, d->k, regime, &mv, &nr);
   for (int t = 0; t < MAX_TILES; ++t) {
     const tile_entry *te = &TILES[isa][d->dtype][t];
     if (te->mv == mv && te->nr == nr) {
-      kern->fn = te->fn[d->trans_b ? 1 : 0]; kern->mv = (int8_t)mv; kern->nr = (int8_t)nr; kern->code_isa = (int8_t)isa;
-      return;
+      ch.fn = te->fn[d->trans_b ? 1 : 0]; ch.mv = (int8_t)mv; ch.nr = (int8_t)nr; ch.code_isa = (int8_t)isa;
+      return ch;
     }
   }
+  return ch;
+}
+
+static void build(const smm_desc *d, smm_kernel *kern)
+{
+  memset(kern, 0, sizeof(*kern));
+  kern->desc = *d;
+  const kernel_choice any = choose(d, SMM_TILES_ANY), cached = choose(d, SMM_TILES_CACHED);
+  kern->fn = any.fn; kern->mv = any.mv; kern->nr = any.nr;
+  kern->specialized = any.specialized; kern->code_isa = any.code_isa;
+  kern->fn_cached = cached.fn; kern->mv_cached = cached.mv; kern->nr_cached = cached.nr;
+  kern->specialized_cached = cached.specialized; kern->code_isa_cached = cached.code_isa;
 }
 
 /* ---- registry: open addressing, insert-only; readers take no lock ---- */

@@ -6,14 +6,20 @@
 /* A fully unrolled kernel of the build-time SMM_MNK list (table written by gen_specialized.py). */
 typedef struct smm_spec_entry {
   int8_t isa, dtype, mv, nr;
+  int8_t regimes;           /* bit SMM_TILES_ANY and/or bit SMM_TILES_CACHED: which choices this kernel is */
   int32_t m, n, k;
   smm_kernel_fn fn;
 } smm_spec_entry;
 extern const smm_spec_entry smm_spec_table[];
 extern const int smm_spec_count;
 
-/* Register tile (vectors x columns) the cost model picks for an m x n x k product on an ISA path. */
-void smm_select_tile(int isa, int dtype, int64_t m, int64_t n, int64_t k, int *mv, int *nr);
+/* The two tile choices: for any operands (fitted to cached and streamed measurements; the
+ * kernel's fn) and for operands that stay in cache (the kernel's fn_cached). */
+enum smm_tile_regime { SMM_TILES_ANY = 0, SMM_TILES_CACHED = 1 };
+
+/* Register tile (vectors x columns) the cost model of `regime` picks for an m x n x k product on an
+ * ISA path. */
+void smm_select_tile(int isa, int dtype, int64_t m, int64_t n, int64_t k, int regime, int *mv, int *nr);
 
 /* 0 if the descriptor is valid for this build and CPU-independent rules, else an error code < 0. */
 int smm_desc_check(const smm_desc *d);

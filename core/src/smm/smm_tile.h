@@ -278,9 +278,10 @@ SMM_ALWAYS TGT void PFX(entry)(const int MV, const int NR, const int FULLK, cons
   }
 
 /* A kernel specialised for one (M, N, K) with tight leading dimensions (lda = M, ldb = K, ldc = M;
- * op(B) = B); FULL: the k loop is unrolled completely. */
-#define SMM_DEFINE_SPECIALIZED(MV, NR, FULL, M, N, K)                                                    \
-  TGT void PFX(spec_##M##_##N##_##K)(const smm_kernel *kern, const void *const *a, const void *const *b,  \
+ * op(B) = B); FULL: the k loop is unrolled completely. SUF (may be empty) ends the name: a shape
+ * whose cached-operand tile differs gets a second kernel, spec_M_N_K_c. */
+#define SMM_DEFINE_SPECIALIZED(MV, NR, FULL, M, N, K, SUF)                                               \
+  TGT void PFX(spec_##M##_##N##_##K##SUF)(const smm_kernel *kern, const void *const *a, const void *const *b, \
                                      void *c, int64_t count, const void *pa, const void *pb,              \
                                      const void *pc)                                                      \
   {                                                                                                      \
