@@ -1,12 +1,13 @@
 """Transpose bandwidth in ONE run: core.transpose beside numpy, torch and a STREAM copy of the same bytes.
 
-  python bench/transpose.py [--sizes 1000,4096,20000] [--threads 1,2] [--inplace 20000] [--json PATH]
+  python bench/transpose.py [--sizes 1000,4096,20000] [--threads 1,2] [--inplace 20000] [--odd-ld] [--json PATH]
 
 For each f64 N x N matrix and thread count it times, interleaved (so that all see the same machine
 load), best of --repeat:
   copy        the STREAM copy of the same bytes: the faster of numpy.copyto (the C library's memcpy,
               one thread) and core.transpose.copy (OpenMP, streaming stores when large);
   core        core.transpose.transpose(a, out) into a preallocated output;
+  core-ldo+1  (--odd-ld) the same into rows of N+1 elements, which do not start on 64-byte lines;
   numpy       numpy.ascontiguousarray(a.T) (allocates its output, as numpy users do; one thread);
   torch       torch.from_numpy(a).t().contiguous() with torch.set_num_threads(threads), if installed;
 and in place (--inplace N): core.transpose.transpose_inplace(a).
@@ -60,7 +61,7 @@ def _spot_check(result, a, rng, what):
         raise SystemExit(f"{what}: wrong result")
 
 
-def bench_size(n, threads_list, repeat, peers, rng, log):
+def bench_size(n, threads_list, repeat, peers, rng, log, odd_ld=False):
     """Rows for one out-of-place size: {variant: seconds} per thread count."""
     nbytes = n * n * 8
     a = np.empty((n, n))
@@ -69,6 +70,13 @@ def bench_size(n, threads_list, repeat, peers, rng, log):
     np.copyto(out, a)  # first touch
     tr.transpose(a, out)
     _spot_check(out, a, rng, f"core.transpose {n}^2")
+    # The same into rows of n + 1 elements: output rows off the 64-byte lines (streamed through the
+    # staging buffer of trans_impl.h).
+    out_odd = np.empty((n, n + 1))[:, :n] if odd_ld else None
+    if odd_ld:
+        np.copyto(out_odd, a)
+        tr.transpose(a, out_odd)
+        _spot_check(out_odd, a, rng, f"core.transpose {n}^2 into ldo={n + 1}")
     free = available_bytes()
     room = free is None or free > 1.5 * nbytes
     if not room:
@@ -88,8 +96,10 @@ def bench_size(n, threads_list, repeat, peers, rng, log):
         for r in range(reps):
             for name, fn in (("copy-numpy", lambda: np.copyto(out, a)),
                              ("copy-core", lambda: tr.copy(a, out, threads=threads)),
-                             ("core", lambda: tr.transpose(a, out, threads=threads))):
-                best[name] = min(best.get(name, np.inf), _timed(fn))
+                             ("core", lambda: tr.transpose(a, out, threads=threads)),
+                             ("core-ldo+1", (lambda: tr.transpose(a, out_odd, threads=threads)) if odd_ld else None)):
+                if fn is not None:
+                    best[name] = min(best.get(name, np.inf), _timed(fn))
             # numpy and torch allocate a fresh output each time and are slow: fewer repetitions.
             if peers and room and (r == 0 or not big) and (threads == 1 or torch is not None):
                 if threads == 1:
@@ -140,6 +150,8 @@ def main(argv=None):
     p.add_argument("--inplace", default="20000", help="in-place N, comma-separated ('' for none)")
     p.add_argument("--repeat", type=int, default=6, help="repetitions (best counts; halved above 1 GiB)")
     p.add_argument("--no-peers", action="store_true", help="skip numpy and torch")
+    p.add_argument("--odd-ld", action="store_true",
+                   help="also time core.transpose into rows of N+1 elements (core-ldo+1: rows off the 64-byte lines)")
     p.add_argument("--json", default=None, help="write the results to this file")
     args = p.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s]
@@ -175,7 +187,7 @@ def main(argv=None):
                             "bytes_factor": factor, "pct_of_copy": pct, "copy_seconds": copy_t})
 
     for n in sizes:
-        for threads, best in bench_size(n, threads_list, args.repeat, not args.no_peers, rng, log):
+        for threads, best in bench_size(n, threads_list, args.repeat, not args.no_peers, rng, log, args.odd_ld):
             emit(n, threads, best, lambda name: 3)
         gc.collect()
     for n in inplace:

@@ -142,7 +142,10 @@ cdef void _otrans_run(const smm_trans_kernels *k, const char *inp, char *out, in
         # Threads take whole units: bands of tm rows when streaming (each thread then writes its own
         # output rows), strips of tn columns otherwise (its own input columns); strips also when there
         # are too few bands to share. Dynamic, so that a thread slowed by a neighbour on a shared
-        # node takes fewer.
+        # node takes fewer. Output rows off the 64-byte lines stream through a staging tile that
+        # wants whole rows (trans_impl.h): always bands then, lower ones if needed.
+        if streaming and k.streams and (ldo * k.elemsize) % 64 != 0 and (m + tm - 1) // tm < 2 * nthreads:
+            tm = _round_up((m + 2 * nthreads - 1) // (2 * nthreads), k.block_m)
         units = (m + tm - 1) // tm
         bands = streaming and units >= 2 * nthreads
         if not bands:

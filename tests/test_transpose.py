@@ -519,3 +519,26 @@ def test_streaming_is_automatic_for_outputs_beyond_the_last_level_cache():
     big = tr.plan(8192, 8192)
     assert big["streaming"] == (big["target"] != "generic")
     assert not tr.plan(8192, 8192, streaming=False)["streaming"]
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.complex128])
+@pytest.mark.parametrize("m, n, pad_o", [(300, 203, 1), (131, 517, 3), (77, 40, 5), (1, 333, 1), (333, 1, 2),
+                                         (129, 47, 7)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_streaming_into_rows_off_the_line_grid(target, dtype, m, n, pad_o, threads, prefetch_from, rng):
+    # ldo * size is not a multiple of 64 bytes: tiles go through the aligned staging buffer and each
+    # row streams from its own line boundary (trans_impl.h, staged): several tiles per strip, strips
+    # with a partial last one, bands (tile_m), the input read-ahead, outputs off the grid by whole
+    # elements; the padding after each row is never written.
+    ldi, ldo = m + 3, n + pad_o
+    prefetch_from(0)
+    a = _random(ldi * n, dtype, rng)
+    for out_offset in (0, 1):
+        for tile_m in (None, 72):
+            base = _random(ldo * m + 2, dtype, rng)
+            out = base[out_offset:out_offset + ldo * m]
+            ref = _flat_reference(a, m, n, ldi, ldo, out)
+            tr.transpose(a, out, m=m, n=n, ldi=ldi, ldo=ldo, threads=threads, target=target, streaming=True,
+                         tile_m=tile_m)
+            np.testing.assert_array_equal(out, ref)

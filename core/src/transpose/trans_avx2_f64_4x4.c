@@ -13,6 +13,7 @@
 #define TR_INPLACE 1
 #define TR_SQ 4
 #define TR_STREAMS 1
+#define TR_VEC_BYTES 32
 #define TR_PARTIAL 0
 #define TR_NAME(op) smm_##op##_avx2_f64_4x4
 

@@ -11,6 +11,7 @@
 #define TR_BN 16
 #define TR_INPLACE 0 /* the table borrows the AVX2 in-place kernels */
 #define TR_STREAMS 1
+#define TR_VEC_BYTES 64
 #define TR_PARTIAL 1
 #define TR_NAME(op) smm_##op##_avx512_f32_16x16
 

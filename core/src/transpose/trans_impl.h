@@ -5,7 +5,7 @@
  *   TR_ELEM              scalar type of one element (moved as raw bits)
  *   TR_BM, TR_BN         out-of-place register block: TR_BM rows x TR_BN columns of the input; where
  *                        the path streams, TR_BN elements make one 64-byte output line
- *   TR_STREAMS           1 if tr_block_nt exists
+ *   TR_STREAMS           1 if tr_block_nt exists (then also TR_VEC_BYTES, 32 or 64: the vector width)
  *   TR_ATTR              function attributes (the ISA target)
  *   TR_NAME(op)          exported symbol for op (otrans, itrans_swap, itrans_diag)
  *   tr_block(in, ldi, out, ldo)       TR_BM x TR_BN block, out[i*ldo + j] = in[j*ldi + i]
@@ -17,6 +17,7 @@
  *   tr_diag_sq(a, ld)                 TR_SQ x TR_SQ block in place
  */
 #include <stdint.h>
+#include <stdlib.h>
 
 /* Streaming, each input column of a strip is read ahead by this many bytes with a software
  * prefetch: the strip reads its columns as tn parallel streams, more than the hardware prefetcher
@@ -28,6 +29,38 @@
 #define TR_PF_ELEMS (TR_PF_BYTES / (int64_t)sizeof(TR_ELEM))
 #define TR_PREFETCH(p) __builtin_prefetch((const void *)(p), 0, 3) /* prefetcht0 */
 
+#if TR_STREAMS
+/* Output rows that do not start on 64-byte lines (ldo * size not a multiple of 64) cannot take the
+ * register blocks' streaming stores. Instead, tiles of TR_SR rows x TR_STAGE_W columns (two lines'
+ * worth, as the aligned path writes per row and visit) are transposed into an aligned buffer in L1,
+ * behind the previous strip's last line of columns of each row (kept per row of the band), and each
+ * output row writes the whole lines that buffer now completes, from its own line boundaries, with
+ * streaming stores: every line of a row is written once and whole, except the row's partial first
+ * and last lines (plain stores). The strip reads only its own columns: 16 input streams, as the
+ * aligned path. */
+#define TR_LINE ((int64_t)(64 / sizeof(TR_ELEM)))
+#define TR_STAGE_W (2 * TR_LINE)
+#define TR_SW (TR_STAGE_W + TR_LINE)
+#define TR_SR 64
+#if TR_VEC_BYTES == 64
+#define TR_LINE_NT(dst, src) _mm512_stream_si512((void *)(dst), _mm512_loadu_si512((const void *)(src)))
+#define TR_LINE_MOVE(dst, src) _mm512_store_si512((void *)(dst), _mm512_load_si512((const void *)(src)))
+#else
+#define TR_LINE_NT(dst, src)                                                                          \
+  do {                                                                                                \
+    _mm256_stream_si256((__m256i *)(void *)(dst), _mm256_loadu_si256((const __m256i *)(const void *)(src))); \
+    _mm256_stream_si256((__m256i *)(void *)((char *)(dst) + 32),                                      \
+                        _mm256_loadu_si256((const __m256i *)(const void *)((const char *)(src) + 32))); \
+  } while (0)
+#define TR_LINE_MOVE(dst, src)                                                                        \
+  do {                                                                                                \
+    _mm256_store_si256((__m256i *)(void *)(dst), _mm256_load_si256((const __m256i *)(const void *)(src))); \
+    _mm256_store_si256((__m256i *)(void *)((char *)(dst) + 32),                                       \
+                       _mm256_load_si256((const __m256i *)(const void *)((const char *)(src) + 32))); \
+  } while (0)
+#endif
+#endif
+
 static inline TR_ATTR __attribute__((unused)) void TR_NAME(edge)(const TR_ELEM *in, TR_ELEM *out, int64_t i0,
                                                                  int64_t i1, int64_t j0, int64_t j1,
                                                                  int64_t ldi, int64_t ldo)
@@ -36,6 +69,85 @@ static inline TR_ATTR __attribute__((unused)) void TR_NAME(edge)(const TR_ELEM *
     for (int64_t i = i0; i < i1; ++i)
       out[i * ldo + j] = in[j * ldi + i];
 }
+
+#if TR_STREAMS
+
+/* Writes rows [q0, q1) of the tile staged at row i: every line they complete, streaming; keeps each
+ * row's last line. */
+static inline TR_ATTR void TR_NAME(emit)(TR_ELEM *out, int64_t ldo, int64_t n, int64_t i, int64_t q0, int64_t q1,
+                                         int64_t j0, int64_t jw, TR_ELEM *carry, const TR_ELEM *st)
+{
+  const int64_t end = j0 + jw;  /* buffer column t holds matrix column j0 - TR_LINE + t */
+  for (int64_t q = q0; q < q1; ++q) {
+    TR_ELEM *orow = out + (i + q) * ldo;
+    const TR_ELEM *srow = st + q * TR_SW;
+    const int64_t p0 = (int64_t)(((64 - ((uintptr_t)orow & 63)) & 63) / sizeof(TR_ELEM));
+    int64_t c;
+    if (j0 == 0) {  /* the row's partial first line */
+      for (c = 0; c < p0 && c < n; ++c) orow[c] = srow[TR_LINE + c];
+      c = p0;
+    } else {
+      c = p0 > 0 ? j0 - TR_LINE + p0 : j0;  /* the first line the last strip could not complete */
+    }
+    for (; c + TR_LINE <= end; c += TR_LINE) TR_LINE_NT(orow + c, srow + (c - j0 + TR_LINE));
+    if (end == n)
+      for (; c < n; ++c) orow[c] = srow[c - j0 + TR_LINE];  /* the row's partial last line */
+    else
+      TR_LINE_MOVE(carry + q * TR_LINE, srow + TR_STAGE_W);  /* columns end - TR_LINE .. end - 1 */
+  }
+}
+
+/* Returns 0, or -1 when there is no memory for the per-row carry (then the caller stores normally).
+ * Two buffers: a tile is written out while the next one is staged, so that the unaligned loads of a
+ * row never wait on the stores that staged it (store-to-load forwarding fails across two stores:
+ * emitting right after staging ran at half the speed). */
+static TR_ATTR int TR_NAME(staged)(const TR_ELEM *in, TR_ELEM *out, int64_t m, int64_t n, int64_t ldi,
+                                   int64_t ldo, int64_t tm, int pf)
+{
+  TR_ELEM st[2][TR_SR * TR_SW] __attribute__((aligned(64)));
+  tm = tm < TR_SR ? TR_SR : tm;
+  const int64_t band = tm < m ? tm : m;
+  TR_ELEM *carry = NULL;  /* per row of the band: the last line of columns of the previous strip */
+  if (posix_memalign((void **)&carry, 64, (size_t)(band * TR_LINE) * sizeof(TR_ELEM))) return -1;
+  for (int64_t i0 = 0; i0 < m; i0 += tm) {  /* bands of tm rows, crossed by strips of TR_STAGE_W */
+    const int64_t i1 = i0 + tm < m ? i0 + tm : m;
+    for (int64_t j0 = 0; j0 < n; j0 += TR_STAGE_W) {
+      const int64_t jw = n - j0 < TR_STAGE_W ? n - j0 : TR_STAGE_W;
+      const int64_t jb = jw - jw % TR_BN;
+      int64_t prev = -1, prev_ir = 0, t = 0;
+      for (int64_t i = i0; i < i1; i += TR_SR, ++t) {
+        const int64_t ir = i1 - i < TR_SR ? i1 - i : TR_SR, ib = ir - ir % TR_BM;
+        const TR_ELEM *src = in + j0 * ldi + i;
+        TR_ELEM *const cur = st[t & 1], *const sb = cur + TR_LINE, *const last = st[(t - 1) & 1];
+        TR_ELEM *const pcarry = prev >= 0 ? carry + (prev - i0) * TR_LINE : carry;
+        int64_t done = 0;  /* rows of the previous tile written so far */
+        for (int64_t r = 0; r < ib; r += TR_BM) {
+          if (pf && ((i + r) * (int64_t)sizeof(TR_ELEM)) % 64 == 0)
+            for (int64_t j = 0; j < jw; ++j) TR_PREFETCH(src + j * ldi + r + TR_PF_ELEMS);
+          for (int64_t j = 0; j < jb; j += TR_BN) tr_block(src + j * ldi + r, ldi, sb + r * TR_SW + j, TR_SW);
+          /* The previous tile's rows go out between the blocks: streaming stores in bursts of a
+           * whole tile stalled on the write-combining buffers. */
+          if (prev >= 0) {
+            const int64_t upto = done + TR_BM < prev_ir ? done + TR_BM : prev_ir;
+            TR_NAME(emit)(out, ldo, n, prev, done, upto, j0, jw, pcarry, last);
+            done = upto;
+          }
+        }
+        TR_NAME(edge)(src, sb, ib, ir, 0, jw, ldi, TR_SW);
+        TR_NAME(edge)(src, sb, 0, ib, jb, jw, ldi, TR_SW);
+        if (j0 > 0)
+          for (int64_t q = 0; q < ir; ++q) TR_LINE_MOVE(cur + q * TR_SW, carry + (i - i0 + q) * TR_LINE);
+        if (prev >= 0)
+          TR_NAME(emit)(out, ldo, n, prev, done, prev_ir, j0, jw, pcarry, last);
+        prev = i; prev_ir = ir;
+      }
+      TR_NAME(emit)(out, ldo, n, prev, 0, prev_ir, j0, jw, carry + (prev - i0) * TR_LINE, st[(t - 1) & 1]);
+    }
+  }
+  free(carry);
+  return 0;
+}
+#endif
 
 TR_ATTR void TR_NAME(otrans)(const void *vin, void *vout, int64_t m, int64_t n, int64_t ldi, int64_t ldo,
                              int64_t tm, int64_t tn, int streaming)
@@ -54,6 +166,9 @@ TR_ATTR void TR_NAME(otrans)(const void *vin, void *vout, int64_t m, int64_t n, 
   tm = tm < TR_BM ? TR_BM : tm - tm % TR_BM;
   tn = tn < TR_BN ? TR_BN : tn - tn % TR_BN;
 #if TR_STREAMS
+  if (streaming && !nt && (uintptr_t)out % sizeof(TR_ELEM) == 0
+      && TR_NAME(staged)(in, out, m, n, ldi, ldo, tm, pf) == 0)
+    return;
   if (nt) {
     /* Streaming: bands of tm rows, crossed by strips of tn columns. In a strip, row blocks go
      * outside so that each output row receives tn-element runs back to back (full-speed

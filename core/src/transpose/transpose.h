@@ -12,8 +12,9 @@
 
 /* Out-of-place: in is m x n (ldi), out is n x m (ldo); out[i*ldo + j] = in[j*ldi + i], in tiles of
  * tm x tn input elements (multiples of the register block).
- * streaming != 0 asks for non-temporal stores; the kernel uses them only when every output row
- * starts on a 64-byte boundary (otherwise it silently stores normally). streaming == 2 also reads
+ * streaming != 0 asks for non-temporal stores: register blocks store whole lines when every output
+ * row starts on a 64-byte boundary; otherwise tiles go through an aligned buffer in L1 and each row
+ * streams from its own first line boundary (trans_impl.h). streaming == 2 also reads
  * the input ahead with software prefetches (for inputs that come from memory, not the cache). Kernels that stream do not
  * fence: each thread calls smm_trans_fence() once after its last call (a fence per call stalls
  * until the write-combining buffers drain, which costs more than a small region's work). */
