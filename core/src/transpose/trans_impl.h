@@ -42,22 +42,22 @@
 #define TR_STAGE_W (2 * TR_LINE)
 #define TR_SW (TR_STAGE_W + TR_LINE)
 #define TR_SR 64
+/* One 64-byte line from src to dst: STORE(dst, LOAD(src)) as one zmm or two ymm moves. */
 #if TR_VEC_BYTES == 64
-#define TR_LINE_NT(dst, src) _mm512_stream_si512((void *)(dst), _mm512_loadu_si512((const void *)(src)))
-#define TR_LINE_MOVE(dst, src) _mm512_store_si512((void *)(dst), _mm512_load_si512((const void *)(src)))
+#define TR_LINE_WITH(STORE, LOAD, dst, src) STORE((void *)(dst), LOAD((const void *)(src)))
 #else
-#define TR_LINE_NT(dst, src)                                                                          \
-  do {                                                                                                \
-    _mm256_stream_si256((__m256i *)(void *)(dst), _mm256_loadu_si256((const __m256i *)(const void *)(src))); \
-    _mm256_stream_si256((__m256i *)(void *)((char *)(dst) + 32),                                      \
-                        _mm256_loadu_si256((const __m256i *)(const void *)((const char *)(src) + 32))); \
+#define TR_LINE_WITH(STORE, LOAD, dst, src)                                                     \
+  do {                                                                                          \
+    STORE((__m256i *)(void *)(dst), LOAD((const __m256i *)(const void *)(src)));                \
+    STORE((__m256i *)(void *)((char *)(dst) + 32), LOAD((const __m256i *)(const void *)((const char *)(src) + 32))); \
   } while (0)
-#define TR_LINE_MOVE(dst, src)                                                                        \
-  do {                                                                                                \
-    _mm256_store_si256((__m256i *)(void *)(dst), _mm256_load_si256((const __m256i *)(const void *)(src))); \
-    _mm256_store_si256((__m256i *)(void *)((char *)(dst) + 32),                                       \
-                       _mm256_load_si256((const __m256i *)(const void *)((const char *)(src) + 32))); \
-  } while (0)
+#endif
+#if TR_VEC_BYTES == 64
+#define TR_LINE_NT(dst, src) TR_LINE_WITH(_mm512_stream_si512, _mm512_loadu_si512, dst, src)
+#define TR_LINE_MOVE(dst, src) TR_LINE_WITH(_mm512_store_si512, _mm512_load_si512, dst, src)
+#else
+#define TR_LINE_NT(dst, src) TR_LINE_WITH(_mm256_stream_si256, _mm256_loadu_si256, dst, src)
+#define TR_LINE_MOVE(dst, src) TR_LINE_WITH(_mm256_store_si256, _mm256_load_si256, dst, src)
 #endif
 #endif
 
