@@ -992,7 +992,8 @@ cdef object _gemm_batch_strided(a, b, c, dt, double alpha, double beta, bint ta,
     cdef int nt = threads_for_work(nthreads, work, BATCH_GRAIN) if explicit == 0 else nthreads
     cdef int64_t b1 = s1 * item, b2 = s2 * item, bc = sc * item
     cdef bint pref = pf != 0
-    cdef bint fits = _fits_cache(<double>item * ((nb if s1 else 1) * mm * ka + (nb if s2 else 1) * ka * nn
+    cdef bint fits = _fits_cache(<double>item * (<double>(nb if A.stride else 1) * mm * ka
+                                                 + <double>(nb if B.stride else 1) * ka * nn
                                                  + <double>nb * mm * nn), nt)
     global _last_cached
     _last_cached = fits
