@@ -518,3 +518,20 @@ def test_batches_in_cache_run_the_cached_variant(rng, target, form):
                                    target=target, distinct_c=True)
                 assert smm._last_batch_regime() == regime, (m, n, k, nb, threads, form)
                 np.testing.assert_allclose(c, ref, rtol=1e-12, atol=1e-12)
+
+
+def test_cached_regime_counts_a_shared_operand_once(rng):
+    """An operand with batch stride 0 (one matrix for every entry) is counted once when the batch
+    decides whether its operands fit in cache, in row-major stacks too (there the operands swap)."""
+    l2 = cpu.cache_bytes(2)
+    m, n, k = 32, 4, 32  # A far larger than B and C
+    nb = int(0.9 * l2) // ((k * n + m * n) * 8)   # B and C fit; A counted nb times would not
+    a = rng.standard_normal((m, k))
+    b, c = rng.standard_normal((nb, k, n)), rng.standard_normal((nb, m, n))
+    for shared_a in (a, np.broadcast_to(a, (nb, m, k))):
+        cc = c.copy()
+        smm.gemm_batch(shared_a, b, cc, 1.0, 1.0, threads=1)
+        assert smm._last_batch_regime() == "cached"
+        np.testing.assert_allclose(cc, c + a @ b, rtol=1e-12, atol=1e-12)
+    smm.gemm_batch(np.ascontiguousarray(np.broadcast_to(a, (nb, m, k))), b, c.copy(), 1.0, 1.0, threads=1)
+    assert smm._last_batch_regime() == "any"  # the same batch with A stored per entry does not fit
