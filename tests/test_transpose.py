@@ -168,11 +168,32 @@ def test_streaming_with_prefetch_matches_numpy(target, dtype, m, n, ldi_bytes, t
     a = _random(ldi * n + 5, dtype, rng)
     for in_offset in (0, 3):
         src = a[in_offset:in_offset + ldi * n]
-        for tile_m in (None, 24):  # one band, or many (the read-ahead crosses band ends)
+        # one band, or many (the read-ahead crosses band ends); strips of 512 bytes: with ldi a
+        # multiple of 2 KiB, the kernels then bring the next tile into L2 (on every path)
+        for tile_m, tile_n in ((None, None), (24, None), (24, 512 // es)):
             out = np.zeros(ldo * m, dtype)
             tr.transpose(src, out, m=m, n=n, ldi=ldi, ldo=ldo, threads=threads, target=target, streaming=True,
-                         tile_m=tile_m)
+                         tile_m=tile_m, tile_n=tile_n)
             np.testing.assert_array_equal(out, _flat_reference(src, m, n, ldi, ldo, np.zeros(ldo * m, dtype)))
+
+
+def test_aliased_inputs_default_to_wide_tiles_where_measured(prefetch_from, monkeypatch):
+    """Columns a multiple of 2 KiB apart, streamed and read ahead: AVX-512 f64 defaults to tiles of
+    512 x 64 (transpose.pyx ALIASED_TILES); other paths, other strides, smaller inputs and explicit
+    tiles keep theirs."""
+    monkeypatch.delenv("TRANS_M", raising=False)
+    monkeypatch.delenv("TRANS_N", raising=False)
+    prefetch_from(1 << 20)
+    tiles = lambda n, **kw: (lambda p: (p["tile_m"], p["tile_n"]))(tr.plan(n, n, streaming=True, **kw))  # noqa: E731
+    default = tr.DEFAULT_TILES[(8, "o")]["medium"]
+    if "avx512" in cpu.available_targets():
+        assert tiles(1024, target="avx512") == (512, 64)           # 8 KiB columns, 8 MiB
+        assert tiles(1000, target="avx512") == default             # 8000-byte columns
+        assert tiles(256, target="avx512") == tr.DEFAULT_TILES[(8, "o")]["small"]  # below the read-ahead
+        assert tiles(1024, target="avx512", tile_n=16) == (512, 16)
+        assert tiles(1024, target="avx512", dtype=np.float32)[1] == 32
+    if "avx2" in cpu.available_targets():
+        assert tiles(1024, target="avx2") == default
 
 
 @pytest.mark.parametrize("target", TARGETS)
