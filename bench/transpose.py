@@ -160,7 +160,7 @@ def main(argv=None):
     log = lambda *a: print(*a, file=sys.stderr, flush=True)
     rng = np.random.default_rng(7)
     load0 = os.getloadavg()
-    plans = {n: tr.plan(n, n) for n in sizes}
+    plans = {(n, t): tr.plan(n, n, threads=t) for n in sizes for t in threads_list}
     print(f"# {cpu.model()}, target {cpu.target()}, load average {load0[0]:.2f}; "
           f"bytes: 3x matrix (out of place, copy), 2x (in place); % copy = copy time / time")
     print(f"{'N':>6} {'thr':>3} {'variant':<13} {'ms':>10} {'GiB/s':>8} {'% copy':>7}  note")
@@ -174,7 +174,7 @@ def main(argv=None):
             pct = 100.0 * copy_t / secs
             note = ""
             if name == "core":
-                pl = plans.get(n) or tr.plan(n, n)
+                pl = plans.get((n, threads)) or tr.plan(n, n, threads=threads)
                 note = f"{pl['kernel']} tile {pl['tile_m']}x{pl['tile_n']} ({pl['tile_source']['m']})"
                 note += "  target >= 90%: " + ("met" if pct >= 90 else "MISSED")
             elif name == "core-inplace":

@@ -76,13 +76,15 @@ DEFAULT_TILES = {
     (16, "i"): {"small": (512, 512), "medium": (512, 512), "large": (512, 512)},
 }
 
-# Streaming inputs whose columns lie a multiple of 2 KiB apart (2048^2, 4096^2, 8192^2 f64), where
-# the kernels bring each next tile into L2 column by column (trans_impl.h): tiles of 4 KiB columns
-# and 512-byte output runs, for the paths where that measured faster (AVX-512, 8-byte elements;
-# 4096^2, % of the copy, 1 / 2 threads: 71-73 / 83-84 % with the tiles above, 80-90 / 87-94 % with
-# these). AVX2 f64 and f32 on either path ran at or below the tiles above (4096^2 AVX2 f64 1 thread
-# 61 -> 54 %), so they keep them. (elemsize, ISA path): (tile_m, tile_n)
-ALIASED_TILES = {(8, "avx512"): (512, 64)}
+# Streaming transposes of inputs large enough to be read ahead whose columns lie a multiple of 2 KiB
+# apart (2048^2, 4096^2, 8192^2 f64): tiles of 4 KiB columns and 512-byte output runs, with which
+# the kernels bring each next tile into L2 column by column (trans_impl.h). Where that measured
+# faster: AVX-512, 8-byte elements; % of the copy with the tiles above -> these: 4096^2 1 thread
+# 70-73 -> 80-90 %, 2 threads 81-86 -> 87-94 %; 2048^2 1 thread 65-67 -> 84-87 %. Not with other
+# strides, where the tiles above read each column ahead instead (20000^2, 1 thread: 86-88 against
+# 81-84 % in one run, 71-89 against 92-95 % in another; 2 threads 89-91 against 68-86 %), nor on AVX2
+# f64 or f32 on either path (4096^2 AVX2 f64, 1 thread: 61 -> 54 %). (elemsize, ISA path): tiles
+READ_AHEAD_TILES = {(8, "avx512"): (512, 64)}
 
 # The tuned-parameter file keys tiles by element size, named after the float type of that size.
 _SIZE_KEY = {4: "f32", 8: "f64", 16: "c128"}
@@ -475,15 +477,15 @@ def _stream_choice(streaming, nbytes, threshold=None):
 
 # ---------------------------------------------------------------------------------- tile resolution
 
-def _aliased(int es, int64_t m, int64_t n, int64_t ldi, int streaming):
-    """True when a streaming transpose reads columns a multiple of 2 KiB apart from an input large
-    enough to be read ahead (trans_impl.h: the next tile is brought into L2)."""
-    return bool(streaming) and (ldi * es) % 2048 == 0 and m * n * es >= _PREFETCH_BYTES
+def _read_ahead(int es, int64_t m, int64_t n, int64_t ldi, int streaming):
+    """True when READ_AHEAD_TILES apply: a streaming transpose of an input large enough to be read
+    ahead, with columns a multiple of 2 KiB apart."""
+    return bool(streaming) and m * n * es >= _PREFETCH_BYTES and (ldi * es) % 2048 == 0
 
 
-def _tiles(kind, int es, int isa, m, n, tile_m, tile_n, aliased=False):
-    """((tile_m, tile_n), (source_m, source_n)) before rounding to the register block; ``aliased``
-    (see _aliased) picks ALIASED_TILES as the default where that table has the path."""
+def _tiles(kind, int es, int isa, m, n, tile_m, tile_n, read_ahead=False):
+    """((tile_m, tile_n), (source_m, source_n)) before rounding to the register block; with
+    ``read_ahead`` (see _read_ahead) the default comes from READ_AHEAD_TILES where it has the path."""
     if tile_m is not None and tile_n is not None:
         return (tile_m, tile_n), ("argument", "argument")
     env = _config.transpose_tiles()
@@ -507,7 +509,7 @@ def _tiles(kind, int es, int isa, m, n, tile_m, tile_n, aliased=False):
             values.append(value)
             sources.append("tuned")
         else:
-            default = ALIASED_TILES.get((es, cpu.ISA_NAMES[isa])) if aliased and kind == "o" else None
+            default = READ_AHEAD_TILES.get((es, cpu.ISA_NAMES[isa])) if read_ahead and kind == "o" else None
             values.append((default or DEFAULT_TILES[(es, kind)][cls])[0 if which == "m" else 1])
             sources.append("default")
     return tuple(values), tuple(sources)
@@ -537,7 +539,7 @@ def plan(m, n, *, dtype=np.float64, kind="o", tile_m=None, tile_n=None, threads=
     cdef const smm_trans_kernels *k = _kernels(isa, es)
     stream = bool(_stream_choice(_streaming(streaming), m * n * es)) and kind == "o" and bool(k.streams)
     (tm, tn), src = _tiles(kind, es, isa, m, n, _tile(tile_m, "tile_m"), _tile(tile_n, "tile_n"),
-                           _aliased(es, m, n, m, stream))  # a contiguous input: ldi = m
+                           _read_ahead(es, m, n, m, stream))  # contiguous: ldi = m
     if kind == "o":
         tm, tn = _round_up(tm, k.block_m), _round_up(tn, k.block_n)
         ntiles = -(-m // tm) * -(-n // tn) if m and n else 0
@@ -552,8 +554,8 @@ def plan(m, n, *, dtype=np.float64, kind="o", tile_m=None, tile_n=None, threads=
         "tile_source": {"m": src[0], "n": src[1]}, "size_class": tuned.size_class(m * n * es),
         "threads": max(1, min(_threads(threads, m * n), ntiles)),
         "streaming": stream,
-        # the input is also read ahead (columns a multiple of 2 KiB apart: the next tile, into L2,
-        # with strips of 512 bytes or more; trans_impl.h)
+        # the input is also read ahead (trans_impl.h: strips of 512 bytes or more bring the next
+        # tile into L2; narrower ones read each column ahead, unless they lie a multiple of 2 KiB apart)
         "prefetch": stream and m * n * es >= _PREFETCH_BYTES,
         "register_block": (k.block_m, k.block_n) if kind == "o" else (k.block_sq, k.block_sq),
     }
@@ -587,9 +589,9 @@ def kernels():
 cdef _run_otrans(cnp.ndarray a, cnp.ndarray out, int es, int isa, int64_t m, int64_t n, int64_t ldi,
                  int64_t ldo, tile_m, tile_n, threads, streaming):
     cdef int st = _stream_choice(streaming, m * n * es)
-    (tm, tn), _ = _tiles("o", es, isa, m, n, tile_m, tile_n, _aliased(es, m, n, ldi, st))
-    cdef int64_t ctm = tm, ctn = tn
     cdef int nt = _threads(threads, m * n)
+    (tm, tn), _ = _tiles("o", es, isa, m, n, tile_m, tile_n, _read_ahead(es, m, n, ldi, st))
+    cdef int64_t ctm = tm, ctn = tn
     cdef const void *src = cnp.PyArray_DATA(a)
     cdef void *dst = cnp.PyArray_DATA(out)
     cdef int rc

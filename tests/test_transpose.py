@@ -178,22 +178,23 @@ def test_streaming_with_prefetch_matches_numpy(target, dtype, m, n, ldi_bytes, t
 
 
 def test_aliased_inputs_default_to_wide_tiles_where_measured(prefetch_from, monkeypatch):
-    """Columns a multiple of 2 KiB apart, streamed and read ahead: AVX-512 f64 defaults to tiles of
-    512 x 64 (transpose.pyx ALIASED_TILES); other paths, other strides, smaller inputs and explicit
-    tiles keep theirs."""
+    """Streamed inputs large enough to be read ahead, with columns a multiple of 2 KiB apart:
+    AVX-512 f64 defaults to tiles of 512 x 64 (transpose.pyx READ_AHEAD_TILES); other paths, other
+    strides, smaller inputs and explicit tiles keep theirs."""
     monkeypatch.delenv("TRANS_M", raising=False)
     monkeypatch.delenv("TRANS_N", raising=False)
     prefetch_from(1 << 20)
     tiles = lambda n, **kw: (lambda p: (p["tile_m"], p["tile_n"]))(tr.plan(n, n, streaming=True, **kw))  # noqa: E731
     default = tr.DEFAULT_TILES[(8, "o")]["medium"]
     if "avx512" in cpu.available_targets():
-        assert tiles(1024, target="avx512") == (512, 64)           # 8 KiB columns, 8 MiB
-        assert tiles(1000, target="avx512") == default             # 8000-byte columns
-        assert tiles(256, target="avx512") == tr.DEFAULT_TILES[(8, "o")]["small"]  # below the read-ahead
-        assert tiles(1024, target="avx512", tile_n=16) == (512, 16)
-        assert tiles(1024, target="avx512", dtype=np.float32)[1] == 32
+        for threads in (1, 2):
+            assert tiles(1024, target="avx512", threads=threads) == (512, 64)   # 8 KiB columns, 8 MiB
+            assert tiles(256, target="avx512", threads=threads) == tr.DEFAULT_TILES[(8, "o")]["small"]
+            assert tiles(1024, target="avx512", threads=threads, tile_n=16) == (512, 16)
+            assert tiles(1024, target="avx512", threads=threads, dtype=np.float32)[1] == 32
+            assert tiles(1000, target="avx512", threads=threads) == default     # 8000-byte columns
     if "avx2" in cpu.available_targets():
-        assert tiles(1024, target="avx2") == default
+        assert tiles(1024, target="avx2", threads=1) == default
 
 
 @pytest.mark.parametrize("target", TARGETS)

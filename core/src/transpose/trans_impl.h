@@ -28,12 +28,15 @@
 #endif
 #define TR_PF_ELEMS (TR_PF_BYTES / (int64_t)sizeof(TR_ELEM))
 #define TR_PREFETCH(p) __builtin_prefetch((const void *)(p), 0, 3) /* prefetcht0 */
-/* Input columns a multiple of 2 KiB apart share cache sets, and the strip's parallel column streams
- * run at 64-72 % of the copy however they are read ahead (2048^2, 4096^2, 8192^2 f64). There, while
- * a tile is transposed, the next tile of the band is brought into L2 one column after the other,
- * a few lines per register block: the memory then sees whole columns read in order, as a copy
- * does (a C mock-up at 4096^2 f64, 1 thread, tiles of 512 x 32: 68 -> 87-98 % of the copy;
- * prefetcht0 instead: 67-71 %; in the library, AVX-512 f64 tiles of 512 x 64: 71-73 -> 80-90 %).
+/* The other read-ahead, for strips of 512 bytes or more: while a tile is transposed, the next tile
+ * of the band is brought into L2 one column after the other, a few lines per register block, so
+ * that the memory sees whole columns read in order, as a copy does, instead of the strip's parallel
+ * column streams. Those streams are worst where the columns lie a multiple of 2 KiB apart and share
+ * cache sets (2048^2, 4096^2, 8192^2 f64: 64-72 % of the copy however they are read ahead).
+ * A C mock-up at 4096^2 f64, 1 thread, tiles of 512 x 32: 68 -> 87-98 % of the copy; prefetcht0
+ * instead: 67-71 %. In the library, AVX-512 f64 tiles of 512 x 64: 4096^2 71-73 -> 80-90 %; at
+ * 20000^2 (1 thread) such tiles ran at 77-83 % with it and 48 % with the per-column read-ahead
+ * (the default narrow strips: 86-88 %).
  * Spread evenly over the tile: issuing them in the first half or quarter of it ran at 71 / 62 %,
  * prefetcht0 at 60 %, prefetcht2 at 80-87 %. */
 #define TR_PREFETCH_L2(p) __builtin_prefetch((const void *)(p), 0, 2) /* prefetcht1 */
@@ -173,9 +176,9 @@ TR_ATTR void TR_NAME(otrans)(const void *vin, void *vout, int64_t m, int64_t n, 
    * strip's columns then share cache sets and DRAM banks, and the extra requests only collide. */
   const int aliased = ((ldi * (int64_t)sizeof(TR_ELEM)) % 2048) == 0;
   const int pf = streaming >= 2 && !aliased;
-  /* the next tile into L2, column by column: for strips of whole 512-byte output runs (narrower
-   * ones gained nothing) */
-  const int tpf = streaming >= 2 && aliased && tn * (int64_t)sizeof(TR_ELEM) >= 512;
+  /* Strips of 512-byte output runs or wider read the next tile ahead into L2, column by column,
+   * instead (TR_PREFETCH_L2; narrower strips gained nothing from it). */
+  const int tpf = streaming >= 2 && tn * (int64_t)sizeof(TR_ELEM) >= 512;
   tm = tm < TR_BM ? TR_BM : tm - tm % TR_BM;
   tn = tn < TR_BN ? TR_BN : tn - tn % TR_BN;
 #if TR_STREAMS
@@ -200,7 +203,7 @@ TR_ATTR void TR_NAME(otrans)(const void *vin, void *vout, int64_t m, int64_t n, 
         const int64_t per = nblk > 0 ? (nlines + nblk - 1) / nblk : 0;
         int64_t left = nlines, pc = j1, pr = 0;
         for (int64_t i = i0; i < i1; i += TR_BM) {
-          if (pf && (i * (int64_t)sizeof(TR_ELEM)) % 64 == 0)
+          if (pf && !tpf && (i * (int64_t)sizeof(TR_ELEM)) % 64 == 0)
             for (int64_t j = j0; j < j1; ++j) TR_PREFETCH(in + j * ldi + i + TR_PF_ELEMS);
           for (int64_t j = j0; j < j1; j += TR_BN) {
             for (int64_t q = 0; q < per && left > 0; ++q, --left) {
