@@ -3,7 +3,7 @@ memory roofline (a STREAM triad) and the FMA peak measured in the same run.
 
   python bench/smm.py [--quick] [--shapes 4,5,8,13,16,23,32,64,5x25x5,25x5x5,5x5x25] [--threads 1,2]
                       [--regimes streamed,cached] [--peers numpy,einsum,torch] [--repeats N]
-                      [--stack-mib 64] [--cached-kib 512] [--json PATH]
+                      [--stack-mib 64] [--pool-offset-mib 1] [--cached-kib 512] [--json PATH]
 
 Every variant computes a batch of float64 products on the same stacks (numpy C order, shapes
 (batch, m, k), (batch, k, n), (batch, m, n)):
@@ -245,6 +245,8 @@ def main(argv=None):
     ap.add_argument("--peers", default=",".join(ALL_PEERS), help="subset of numpy,einsum,torch")
     ap.add_argument("--repeats", type=int, default=None, help="samples per variant (default 7; 3 with --quick)")
     ap.add_argument("--stack-mib", type=float, default=64.0, help="streamed: the smallest stack's size")
+    ap.add_argument("--pool-offset-mib", type=float, default=1.0,
+                    help="array i is allocated i times this much larger (STREAM's OFFSET; 0: none)")
     ap.add_argument("--cached-kib", type=float, default=None,
                     help="cached: working set per thread (default: half the L2)")
     ap.add_argument("--quick", action="store_true", help="3 samples, 5 ms cached samples")
@@ -287,14 +289,22 @@ def main(argv=None):
                   [nb_cached(m, n, k, t) for t in thread_counts]:
             need = [max(need[0], nb * m * k), max(need[1], nb * k * n), max(need[2], nb * m * n)]
     triad_n = int(max(stack_bytes, 64 * MIB) // 8)
-    total = 8 * (sum(need) + 3 * triad_n)
+    if args.pool_offset_mib < 0:
+        raise SystemExit("--pool-offset-mib must be >= 0")
+    total = 8 * (sum(need) + 3 * triad_n) + 6 * int(args.pool_offset_mib * MIB)
     free = available_bytes()
     if free is not None and total > 0.8 * free:
         raise SystemExit(f"needs {total / GIB:.1f} GiB, {free / GIB:.1f} GiB available: lower --stack-mib")
-    pools = [np.empty(x) for x in need]
+    # STREAM's OFFSET: equal-sized arrays allocated one after the other lie 64 MiB + 4 KiB apart, and
+    # three streams that far apart collide in the memory system (16^3 streamed, 1 thread: core 28.2,
+    # numpy 27.6 GFLOP/s; with the arrays 1 MiB further apart each: 39.0, 39.9; the same for 32^3,
+    # 64^3 and the triad). Array i gets i * --pool-offset-mib more, so every variant and the triad run
+    # on arrays that do not; --pool-offset-mib 0 gives the colliding layout.
+    off = int(args.pool_offset_mib * MIB) // 8
+    pools = [np.empty(x + i * off)[:x] for i, x in enumerate(need)]
     for x in pools:
         stream.fill(x, 0.5, max(thread_counts))
-    triad_arrays = [np.empty(triad_n) for _ in range(3)]
+    triad_arrays = [np.empty(triad_n + i * off)[:triad_n] for i in range(3)]
 
     blas = [i for i in threadpool_info() if i.get("user_api") == "blas"]
     meta = {
@@ -305,6 +315,7 @@ def main(argv=None):
         "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
         "l2_bytes": l2, "cached_bytes_per_thread": cached_bytes, "stack_mib": args.stack_mib,
+        "pool_offset_mib": args.pool_offset_mib,
         "repeats": repeats, "load_average": os.getloadavg(),
     }
     print(f"# bench/smm.py  {meta['date']}  {cpu.model()}  core.smm target={cpu.target()}")

@@ -581,6 +581,18 @@ cdef void _run_entries(const smm_kernel *kp, char *a, char *b, char *c, int64_t 
     cdef const void *pa
     cdef const void *pb
     cdef const void *pc
+    # Blocks that follow the previous ones in memory (a stack laid out in order) stream through the
+    # hardware prefetchers as a strided batch does, and are prefetched only as it is (a product that
+    # outgrows L1): software prefetches there cost what they cost in the strided form (sequential
+    # 16^3 index stacks, 1 thread: 22.6 GFLOP/s with, 36.8 without; 13^3 26.2 / 32.0), while
+    # gathered blocks still gain from them (shuffled 16^3: 10.8 -> 12.6; 32^3 22.8 -> 27.0).
+    cdef int64_t span_a = 0, span_b = 0, da, db
+    cdef bint seq_pf = True
+    if prefetch:
+        span_a = <int64_t>kp.desc.lda * (kp.desc.m if kp.desc.trans_a else kp.desc.k) * item
+        span_b = <int64_t>kp.desc.ldb * (kp.desc.k if kp.desc.trans_b else kp.desc.n) * item
+        seq_pf = (<int64_t>kp.desc.m * kp.desc.k + <int64_t>kp.desc.k * kp.desc.n
+                  + <int64_t>kp.desc.m * kp.desc.n) * item > _L1_BYTES
     while e < e1:
         g = order[e] if order != NULL else e
         oc = _offset(ic, sc, base, g)
@@ -601,6 +613,10 @@ cdef void _run_entries(const smm_kernel *kp, char *a, char *b, char *c, int64_t 
             pa = a + _offset(ia, sa, base, nxt) * item
             pb = b + _offset(ib, sb, base, nxt) * item
             pc = c + _offset(ic, sc, base, nxt) * item
+            da = <const char *>pa - <const char *>ap[f - e - 1]
+            db = <const char *>pb - <const char *>bp[f - e - 1]
+            if not seq_pf and 0 <= da <= span_a and 0 <= db <= span_b:
+                pa = pb = pc = NULL
             fn(kp, ap, bp, cfixed if cfixed != NULL else c + oc * item, f - e, pa, pb, pc)
         else:
             fn(kp, ap, bp, cfixed if cfixed != NULL else c + oc * item, f - e, NULL, NULL, NULL)

@@ -535,3 +535,37 @@ def test_cached_regime_counts_a_shared_operand_once(rng):
         np.testing.assert_allclose(cc, c + a @ b, rtol=1e-12, atol=1e-12)
     smm.gemm_batch(np.ascontiguousarray(np.broadcast_to(a, (nb, m, k))), b, c.copy(), 1.0, 1.0, threads=1)
     assert smm._last_batch_regime() == "any"  # the same batch with A stored per entry does not fit
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("ta, tb", TRANS)
+def test_index_prefetch_on_sequential_and_gathered_blocks(target, ta, tb, rng):
+    """Index stacks laid out in order (where the batch skips software prefetches for products that
+    fit L1, as the strided form does), in reverse and shuffled (where it prefetches), with padded
+    leading dimensions and a shared B: prefetch on and off give the same bits."""
+    m, n, k, nb = 7, 5, 6, 300
+    lda, ldb = (k if ta else m) + 3, (n if tb else k) + 2
+    ca, cb = (m if ta else k), (k if tb else n)
+    a = rng.standard_normal(nb * lda * ca)
+    b = rng.standard_normal(nb * ldb * cb)
+    seq = np.arange(nb, dtype=np.int64)
+    for order in (seq, seq[::-1].copy(), rng.permutation(nb)):
+        for b_index in (order * (ldb * cb), None):
+            outs = []
+            for prefetch in ("none", "next", "auto"):
+                c = np.zeros(nb * m * n)
+                smm.gemm_batch(a, b, c, 1.5, 0.0, m=m, n=n, k=k, lda=lda, ldb=ldb, trans_a=ta, trans_b=tb,
+                               a_index=order * (lda * ca), b_index=b_index, c_index=seq * (m * n),
+                               threads=1, target=target, prefetch=prefetch, distinct_c=True)
+                outs.append(c)
+            opa = lambda i: a[i * lda * ca:(i + 1) * lda * ca].reshape(ca, lda).T[:(k if ta else m)]  # noqa: E731
+            opb = lambda i: b[i * ldb * cb:(i + 1) * ldb * cb].reshape(cb, ldb).T[:(n if tb else k)]  # noqa: E731
+            for e in (0, nb // 2, nb - 1):
+                i = order[e]
+                pa = opa(i).T if ta else opa(i)
+                pb = (opb(i) if b_index is not None else opb(0))
+                pb = pb.T if tb else pb
+                ref = 1.5 * pa @ pb
+                got = outs[0][e * m * n:(e + 1) * m * n].reshape(n, m).T
+                np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12)
+            assert all(np.array_equal(o, outs[0]) for o in outs[1:])
