@@ -269,6 +269,19 @@ def test_tile_tables_agree(smm_generator):
             assert c_tiles == tiles, (isa, dt, c_tiles, tiles)
 
 
+def test_tie_order_per_regime(smm_generator):
+    """Where the model ties 3x8 and 2x12 zmm tiles (16^3), cached operands get 2x12 and streamed
+    ones 3x8 (TIE_ORDER in smm_registry.c and gen_specialized.py, measured with bench/smm_tiles.py)."""
+    gen = smm_generator
+    assert gen.select_tile("avx512", "f64", 16, 16, 16) == (3, 8)
+    assert gen.select_tile("avx512", "f64", 16, 16, 16, "cached") == (2, 12)
+    if "avx512" in cpu.available_targets():
+        assert smm.select_tile(16, 16, 16, np.float64, "avx512") == (3, 8)
+        assert smm.select_tile(16, 16, 16, np.float64, "avx512", cached=True) == (2, 12)
+        kern = smm.dispatch(16, 16, 16, target="avx512")
+        assert kern.tile == (3, 8) and kern.cached_variant["tile"] == (2, 12)
+
+
 def test_cache_bytes_reports_plausible_sizes():
     """The cache sizes the batch heuristics use: positive, growing with the level, and the same
     as /sys says where /sys says anything."""

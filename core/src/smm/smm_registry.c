@@ -93,12 +93,24 @@ static double shape_cycles(const tile_model *md, int isa, int dtype, int64_t m, 
 /* The nominal weight of one vector FMA in 256-bit units: what the build-time generator assumes. */
 static int nominal_weight(int isa) { return isa == SMM_ISA_AVX512 ? 2 : 1; }
 
-static double select_in(const tile_model *md, int isa, int dtype, int64_t m, int64_t n, int64_t k, int W,
+/* The order in which equal costs are broken (indices into TILES: the earlier wins), per regime.
+ * Cached operands prefer the 2x12 zmm tile to 3x8 where the model ties them (16^3 f64 on Zen 4,
+ * bench/smm_tiles.py: 50.1 against 45.9 GFLOP/s; mean loss of the cached picks over 31 shapes
+ * 2.1 -> 1.8 %, no shape slower); streamed operands the other way round (13^3-15^3: 3x8 ahead by
+ * 8-12 %). */
+static const int8_t TIE_ORDER[2][MAX_TILES] = {
+  [SMM_TILES_ANY] = { 0, 1, 2, 3 },
+  [SMM_TILES_CACHED] = { 0, 2, 1, 3 },
+};
+
+static double select_in(int regime, int isa, int dtype, int64_t m, int64_t n, int64_t k, int W,
                         int *mv, int *nr)
 {
+  const tile_model *md = &MODELS[regime];
   double best = -1.0;
   *mv = 0; *nr = 0;
-  for (int t = 0; t < MAX_TILES; ++t) {
+  for (int i = 0; i < MAX_TILES; ++i) {
+    const int t = isa == SMM_ISA_AVX512 ? TIE_ORDER[regime][i] : i;
     const tile_entry *te = &TILES[isa][dtype][t];
     if (!te->mv) break;
     double cst = shape_cycles(md, isa, dtype, m, n, k, te->mv, te->nr, W);
@@ -111,19 +123,20 @@ void smm_select_tile(int isa, int dtype, int64_t m, int64_t n, int64_t k, int re
 {
   *mv = 0; *nr = 0;
   if (isa <= SMM_ISA_GENERIC || isa >= SMM_ISA_COUNT || (dtype != SMM_F64 && dtype != SMM_F32)) return;
-  select_in(&MODELS[regime == SMM_TILES_CACHED], isa, dtype, m, n, k, nominal_weight(isa), mv, nr);
+  select_in(regime == SMM_TILES_CACHED ? SMM_TILES_CACHED : SMM_TILES_ANY, isa, dtype, m, n, k, nominal_weight(isa),
+            mv, nr);
 }
 
 /* Which ISA's tiles run a shape on a path: AVX-512 borrows AVX2 tiles (as BLIS configurations
  * borrow kernels) when the model says they are faster, with 512-bit FMAs weighted by
  * smm_cpu_zmm_weight() (2 where zmm work is split into two 256-bit halves). */
-static int code_isa_for(const tile_model *md, int isa, int dtype, int64_t m, int64_t n, int64_t k)
+static int code_isa_for(int regime, int isa, int dtype, int64_t m, int64_t n, int64_t k)
 {
   if (isa != SMM_ISA_AVX512) return isa;
   int mv5, nr5, mv2, nr2;
-  select_in(md, SMM_ISA_AVX512, dtype, m, n, k, nominal_weight(SMM_ISA_AVX512), &mv5, &nr5);
-  const double c256 = select_in(md, SMM_ISA_AVX2, dtype, m, n, k, 1, &mv2, &nr2);
-  const double c512 = shape_cycles(md, SMM_ISA_AVX512, dtype, m, n, k, mv5, nr5, smm_cpu_zmm_weight());
+  select_in(regime, SMM_ISA_AVX512, dtype, m, n, k, nominal_weight(SMM_ISA_AVX512), &mv5, &nr5);
+  const double c256 = select_in(regime, SMM_ISA_AVX2, dtype, m, n, k, 1, &mv2, &nr2);
+  const double c512 = shape_cycles(&MODELS[regime], SMM_ISA_AVX512, dtype, m, n, k, mv5, nr5, smm_cpu_zmm_weight());
   return c256 < c512 ? SMM_ISA_AVX2 : SMM_ISA_AVX512;
 }
 
@@ -148,7 +161,7 @@ static kernel_choice choose(const smm_desc *d, int regime)
   if (d->isa == SMM_ISA_GENERIC) return ch;
   /* A transposed A is packed on the stack by the tiled kernels; too big a panel runs portable code. */
   if (d->trans_a && (int64_t)d->m * d->k > 8192) return ch;
-  const int isa = code_isa_for(&MODELS[regime], d->isa, d->dtype, d->m, d->n, d->k);
+  const int isa = code_isa_for(regime, d->isa, d->dtype, d->m, d->n, d->k);
   /* Specialised kernels bake in tight leading dimensions (a transposed A is packed tight). */
   if (!d->trans_b && d->ldb == d->k && d->ldc == d->m && d->lda == (d->trans_a ? d->k : d->m)) {
     for (int i = 0; i < smm_spec_count; ++i) {
