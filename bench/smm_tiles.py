@@ -54,7 +54,10 @@ int main(int argc, char **argv) {
     const int m = e->m, n = e->n, k = e->k;
     const size_t per = (size_t)(m * k + k * n + m * n);
     const size_t nb = ws / (es * per) > 0 ? ws / (es * per) : 1;
-    REAL *A = malloc(nb * m * k * es), *B = malloc(nb * k * n * es), *C = calloc(nb * m * n, es);
+    /* Each array 1 MiB larger than the last (STREAM's OFFSET, as bench/smm.py): equal arrays
+     * allocated back to back lie a power of two apart and collide in the memory system. */
+    REAL *A = malloc(nb * m * k * es), *B = malloc(nb * k * n * es + (1 << 20)),
+         *C = calloc(nb * m * n * es + (2 << 20), 1);
     for (size_t i = 0; i < nb * m * k; ++i) A[i] = (REAL)(1e-3 * (i % 7));
     for (size_t i = 0; i < nb * k * n; ++i) B[i] = (REAL)(1e-3 * (i % 5));
     smm_kernel kern; memset(&kern, 0, sizeof kern);
