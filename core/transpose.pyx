@@ -94,12 +94,17 @@ _DTYPE_KINDS = "fciu"  # any real/complex/integer dtype of 4, 8 or 16 bytes move
 
 # Non-temporal stores pay off once input and output together crowd the last-level cache (which other
 # processes share, too): they skip the read-for-ownership (a third of the traffic) and do not evict
-# the input. Measured on Zen 4 (32 MiB L3, shared): a transpose streams better from about 4 MiB of
-# output on (1000^2 f64: 80-98 % of copy streaming, 30-50 % not; 704^2: 52-65 % vs 81-93 %), a
-# copy from about 8 MiB on (its plain stores run at cache speed longer).
+# the input. Below that, a caller's matrix is in cache, and plain stores keep it and the result
+# there. Measured on Zen 4 (32 MiB L3, shared) with warm operands (each timing after a call of the
+# same kind), % of the faster copy, plain / streaming stores, 1 and 2 threads: 1000^2 f64 (8 MB of
+# output) 81 / 63 % and 68 / 30 %; 1100^2 54 / 39 % and 58 / 32 %; 1200^2 (11.5 MB) 53 / 79 % and
+# 58 / 38 %; 1400^2 45 / 92 % and 49 / 53 %. A copy (plain / streaming, microseconds, 1 and 2
+# threads): 1200^2 350 / 410 and 167 / 410; 1300^2 519 / 499 and 272 / 499; 2000^2 1577 / 1320 and
+# 671 / 590. (Timed cold, after other work evicted the operands, streaming looked better from
+# 4 MiB on: 1000^2 80-98 % streaming, 30-50 % not.)
 _LLC_BYTES = cpu.cache_bytes(3)
-_STREAM_BYTES = _LLC_BYTES // 8
-_COPY_STREAM_BYTES = _LLC_BYTES // 4
+_STREAM_BYTES = _LLC_BYTES // 3
+_COPY_STREAM_BYTES = 3 * _LLC_BYTES // 8
 # Streaming transposes of inputs at least this large also prefetch the input (trans_impl.h): an input
 # that still sits in the last-level cache comes faster without (1000^2 f64, 8 MB: 96 % of the copy
 # with, 109 % without; 1200^2: 102 % vs 115 %; 2000^2, 32 MB: 145 % vs 137 %; 20000^2 69 -> 90 %).
@@ -156,8 +161,14 @@ cdef void _otrans_run(const smm_trans_kernels *k, const char *inp, char *out, in
         # wants whole rows (trans_impl.h): always bands then, lower ones if needed.
         if streaming and k.streams and (ldo * k.elemsize) % 64 != 0 and (m + tm - 1) // tm < 2 * nthreads:
             tm = _round_up((m + 2 * nthreads - 1) // (2 * nthreads), k.block_m)
+        # In cache, too: bands (lower ones if needed). Strips there write parts of every output row
+        # from every thread; rows that do not start on 64-byte lines then share a line between
+        # neighbouring strips (warm 700^2 f64, 2 threads: 23-43 % of the copy with strips, 68-71 %
+        # with bands of 64-128 rows; 1000^2: 36 % -> 59-60 % with bands of 256 rows).
+        if not streaming and (m + tm - 1) // tm < 2 * nthreads and m >= 2 * nthreads * k.block_m:
+            tm = _round_up((m + 2 * nthreads - 1) // (2 * nthreads), k.block_m)
         units = (m + tm - 1) // tm
-        bands = streaming and units >= 2 * nthreads
+        bands = units >= 2 * nthreads
         if not bands:
             units = (n + tn - 1) // tn
         if nthreads > units:
