@@ -80,3 +80,70 @@ def fma_chains(long iters, int threads):
         for t in prange(threads, num_threads=threads, schedule="static", chunksize=1):
             total += bench_fma_chains(iters)
     return total
+
+
+cdef extern from *:
+    """
+    /* The bytes of a streamed GEMM batch without its flops: reads each product's A and B blocks and
+     * reads and writes its C block, product after product as the batch kernels go. Its time is what
+     * the memory system needs for exactly that traffic (read-mostly shapes such as 5x5x25 move
+     * their bytes slower than the triad's mix of reads and writes). */
+    #if defined(__x86_64__)
+    #include <immintrin.h>
+    __attribute__((target("avx2"))) static __m256d bench_touch_sum(const double *p, long len, __m256d s)
+    {
+      __m256d s1 = _mm256_setzero_pd();
+      long i = 0;
+      for (; i + 8 <= len; i += 8) {
+        s = _mm256_add_pd(s, _mm256_loadu_pd(p + i));
+        s1 = _mm256_add_pd(s1, _mm256_loadu_pd(p + i + 4));
+      }
+      for (; i + 4 <= len; i += 4) s = _mm256_add_pd(s, _mm256_loadu_pd(p + i));
+      for (; i < len; ++i) s = _mm256_add_pd(s, _mm256_set1_pd(p[i]));
+      return _mm256_add_pd(s, s1);
+    }
+    __attribute__((target("avx2"))) static void bench_touch(const double *a, const double *b, double *c,
+                                                            long la, long lb, long lc, long e0, long e1,
+                                                            double scale)
+    {
+      for (long e = e0; e < e1; ++e) {
+        __m256d s = bench_touch_sum(a + e * la, la, _mm256_setzero_pd());
+        s = _mm256_mul_pd(bench_touch_sum(b + e * lb, lb, s), _mm256_set1_pd(scale));
+        double *pc = c + e * lc;
+        long i = 0;
+        for (; i + 4 <= lc; i += 4) _mm256_storeu_pd(pc + i, _mm256_add_pd(_mm256_loadu_pd(pc + i), s));
+        for (; i < lc; ++i) pc[i] += scale * pc[i];
+      }
+    }
+    static int bench_has_avx2(void) { __builtin_cpu_init(); return __builtin_cpu_supports("avx2"); }
+    #else
+    static void bench_touch(const double *a, const double *b, double *c, long la, long lb, long lc,
+                            long e0, long e1, double scale) { (void)a; (void)b; (void)c; (void)la; (void)lb;
+                            (void)lc; (void)e0; (void)e1; (void)scale; }
+    static int bench_has_avx2(void) { return 0; }
+    #endif
+    """
+    void bench_touch(const double *a, const double *b, double *c, long la, long lb, long lc,
+                     long e0, long e1, double scale) nogil
+    int bench_has_avx2() nogil
+
+
+def touch(const double[::1] a, const double[::1] b, double[::1] c, long la, long lb, long lc, long nb,
+          int threads):
+    """Moves the bytes of a batch of nb products (A blocks of la, B of lb elements read, C blocks of
+    lc read and written; contiguous stacks) with no arithmetic, entries split statically over
+    `threads` OpenMP threads in contiguous parts as core.smm.gemm_batch splits them. C keeps its
+    values (it gains 0 * sums). Returns False (and does nothing) without AVX2."""
+    if la < 0 or lb < 0 or lc < 0 or nb < 0 or a.shape[0] < la * nb or b.shape[0] < lb * nb or c.shape[0] < lc * nb:
+        raise ValueError("touch: stacks smaller than nb blocks")
+    if not bench_has_avx2():
+        return False
+    cdef long chunk = (nb + threads - 1) // threads if threads > 0 else nb, e0, e1
+    cdef int t
+    with nogil:
+        for t in prange(threads, num_threads=threads, schedule="static", chunksize=1):
+            e0 = t * chunk
+            e1 = min(e0 + chunk, nb)
+            if e0 < e1:
+                bench_touch(&a[0], &b[0], &c[0], la, lb, lc, e0, e1, 0.0)
+    return True

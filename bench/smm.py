@@ -32,6 +32,12 @@ triad_bandwidth * 2mnk / ((mk + kn + 2mn) * 8 bytes): A and B read, C read and w
 LIBXSMM's bandwidth figure counts it; "roof" caps it at the FMA peak. The triad (bench/_stream.pyx,
 OpenMP, the same thread count, ordinary stores) is counted the same way: 4 words per element (b, c
 read; a read for ownership and written); its STREAM-convention figure (3 words) is printed too.
+"%touch" holds a streamed case against a second ceiling, also measured with the row: the time to
+move that batch's own bytes with no arithmetic (bench/_stream.pyx touch: reads each product's A
+and B, reads and writes its C, in the kernels' order), capped at the FMA peak. It differs from the
+triad roofline where the mix of reads and writes differs: reads alone stream slower here than the
+triad's mix, so read-mostly shapes (5x5x25: A and B 2000 bytes read, C 200) cannot reach the
+triad roofline, and the touch says how close to their own memory ceiling they are.
 "% peak" (cached) is against the FMA peak measured here (12 independent AVX2 FMA chains per thread).
 """
 import argparse
@@ -348,8 +354,13 @@ def main(argv=None):
                         # The triad joins the interleaved samples: its roofline sees the same load.
                         ta_, tb_, tc_ = triad_arrays
                         variants["triad"] = lambda: stream.triad(ta_, tb_, tc_, 3.0, threads)
+                        # And the batch's own bytes without its flops (bench/_stream.pyx: touch).
+                        flat = (p.a.reshape(-1), p.b.reshape(-1), p.c.reshape(-1))
+                        if stream.touch(*flat, m * k, k * n, m * n, nb, threads):
+                            variants["touch"] = lambda: stream.touch(*flat, m * k, k * n, m * n, nb, threads)
                     samples = time_samples(variants, repeats, inner)
                     row_triad = [4 * 8 * triad_n / sec / GIB for sec in samples.pop("triad", [])]
+                    row_touch = [p.flops / sec / 1e9 for sec in samples.pop("touch", [])]
                     tri += row_triad
                     for name, secs in samples.items():
                         records.append({"regime": regime, "threads": threads, "m": m, "n": n, "k": k,
@@ -357,7 +368,8 @@ def main(argv=None):
                                         "seconds": secs, "gflops": p.flops / median(secs) / 1e9,
                                         "gflops_samples": [p.flops / s / 1e9 for s in secs],
                                         "bytes_per_product": p.bytes_per_product, "max_rel_error": err,
-                                        "triad_gib_s": median(row_triad) if row_triad else None})
+                                        "triad_gib_s": median(row_triad) if row_triad else None,
+                                        "touch_gflops": median(row_touch) if row_touch else None})
             tri += measure_triad(stream, triad_arrays, threads, repeats)
             # A peak is the best seen: measured again at the end in case the machine was busy at first.
             peak[threads] = max(filter(None, (peak[threads], measure_fma_peak(stream, threads, 3))), default=None)
@@ -378,6 +390,8 @@ def finish(records, triad, peak, meta, regimes, thread_counts, shapes, json_path
             # Attainable = min(memory roofline, FMA peak): large shapes are compute-bound even streamed.
             r["roofline_gflops"] = min(mem, peak[r["threads"]]) if peak.get(r["threads"]) else mem
             r["pct_roofline"] = 100 * r["gflops"] / r["roofline_gflops"]
+            if r.get("touch_gflops"):
+                r["pct_touch"] = 100 * r["gflops"] / min(r["touch_gflops"], peak.get(r["threads"]) or math.inf)
         if peak.get(r["threads"]):
             r["pct_peak"] = 100 * r["gflops"] / peak[r["threads"]]
         lx = LIBXSMM_117.get((r["regime"], r["threads"], (r["m"], r["n"], r["k"])))
@@ -391,7 +405,7 @@ def finish(records, triad, peak, meta, regimes, thread_counts, shapes, json_path
         for regime in regimes:
             hdr = f"{'shape':>9} {'batch':>8} " + " ".join(f"{v:>8}" for v in variants)
             hdr += f" {'str/np':>7} {'idx/np':>7} {'core/best':>9}"
-            hdr += f" {'triad':>6} {'roof':>6} {'%roof':>6}" if regime == "streamed" else f" {'%peak':>6}"
+            hdr += f" {'triad':>6} {'roof':>6} {'%roof':>6} {'%touch':>6}" if regime == "streamed" else f" {'%peak':>6}"
             hdr += f" {'LIBXSMM':>7}"
             print(f"\n{regime} (GFLOP/s, median)\n{hdr}")
             for shape in shapes:
@@ -408,6 +422,9 @@ def finish(records, triad, peak, meta, regimes, thread_counts, shapes, json_path
                 if regime == "streamed":
                     roof = row["core-str"]["roofline_gflops"]
                     line += f" {row['core-str']['triad_gib_s']:6.1f} {roof:6.1f} {100 * core / roof:5.0f}%"
+                    tg = row["core-str"].get("touch_gflops")
+                    tr = min(tg, peak.get(threads) or math.inf) if tg else None
+                    line += f" {100 * core / tr:5.0f}%" if tr else f" {'-':>6}"
                 else:
                     line += f" {100 * core / peak[threads]:5.0f}%" if peak.get(threads) else f" {'-':>6}"
                 lx = row["core-str"].get("libxsmm_117_gflops")
@@ -415,7 +432,8 @@ def finish(records, triad, peak, meta, regimes, thread_counts, shapes, json_path
                 print(line)
     print("\nstr/np, idx/np: core's strided and index forms over numpy.matmul; core/best: the faster core form "
           "over the best peer;\ntriad: GiB/s measured with the row; roof: min(triad bandwidth x flops/byte, FMA peak);"
-          "\n%roof: the faster core form against it; %peak: against the FMA peak; "
+          "\n%roof: the faster core form against it; %touch: against the batch's own bytes moved without its flops"
+          "\n(bench/_stream.pyx touch, capped at the FMA peak); %peak: against the FMA peak; "
           "LIBXSMM: 1.17's figure quoted in issue 3.")
     if json_path:
         with open(json_path, "w") as f:
