@@ -17,6 +17,7 @@ runs. See docs/transpose.md.
 """
 from cython.parallel cimport parallel, prange
 from libc.stdint cimport int32_t, int64_t, uintptr_t
+from libc.stdlib cimport getenv
 cimport numpy as cnp
 
 import operator
@@ -494,13 +495,44 @@ def _read_ahead(int es, int64_t m, int64_t n, int64_t ldi, int streaming):
     return bool(streaming) and m * n * es >= _PREFETCH_BYTES and (ldi * es) % 2048 == 0
 
 
+cdef bint _tile_env_set():
+    cdef const char *v
+    for name in (b"TRANS_M", b"TRANS_N"):
+        v = getenv(name)
+        if v != NULL and v[0] != 0:
+            return True
+    return False
+
+
 def _tiles(kind, int es, int isa, m, n, tile_m, tile_n, read_ahead=False):
     """((tile_m, tile_n), (source_m, source_n)) before rounding to the register block; with
     ``read_ahead`` (see _read_ahead) the default comes from READ_AHEAD_TILES where it has the path."""
     if tile_m is not None and tile_n is not None:
         return (tile_m, tile_n), ("argument", "argument")
-    env = _config.transpose_tiles()
+    # TRANS_M/TRANS_N through the C library (os.environ writes reach it with putenv): parsed and
+    # checked by _config only when set. os.environ look-ups cost 1.8 us a call, a third of the
+    # whole call for a small matrix.
+    env = _config.transpose_tiles() if _tile_env_set() else (None, None)
     cls = tuned.size_class(m * n * es)
+    if tile_m is None and tile_n is None and env[0] is None and env[1] is None:
+        # The common call: tuned file or defaults only, remembered per file document (tuned.current
+        # re-reads the file at most every RECHECK_SECONDS and returns a new document then).
+        doc = tuned.current()
+        key = (kind, es, isa, cls, bool(read_ahead))
+        hit = _TILE_CACHE.get(key)
+        if hit is None or hit[0] is not doc:
+            hit = _TILE_CACHE[key] = (doc, _resolve_tiles(kind, es, isa, cls, None, None, (None, None),
+                                                          read_ahead))
+        return hit[1]
+    return _resolve_tiles(kind, es, isa, cls, tile_m, tile_n, env, read_ahead)
+
+
+# (kind, elemsize, isa, size class, read_ahead) -> (the tuned document it was read from, tiles): a
+# new document (the file changed, or tuned.refresh()) makes it read again.
+_TILE_CACHE = {}
+
+
+def _resolve_tiles(kind, int es, int isa, cls, tile_m, tile_n, env, read_ahead):
     found = None
     values, sources = [], []
     for which, arg, env_value in (("m", tile_m, env[0]), ("n", tile_n, env[1])):
