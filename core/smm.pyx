@@ -47,9 +47,13 @@ cdef extern from "smm_registry.h" nogil:
     void smm_empty_call()
 
 cdef extern from "smm_kernel.h" nogil:
+    ctypedef void (*smm_strided_fn)(const smm_kernel *kern, const void *a, const void *b, void *c,
+                                    int64_t sa, int64_t sb, int64_t sc, int64_t nbatch)
     ctypedef struct smm_kernel_full "smm_kernel":
         smm_kernel_fn fn
         smm_kernel_fn fn_cached
+        smm_strided_fn fn_strided
+        smm_strided_fn fn_strided_cached
 
 cdef int _PROCESS_ISA = _cpu.target_id()
 cdef int64_t _L1_BYTES = _cpu.cache_bytes(1)
@@ -185,7 +189,13 @@ cdef class Kernel:
         ``tile`` and ``specialized`` of the tile chosen for operands in cache (docs/kernels.md)."""
         return {"code_target": _cpu.ISA_NAMES[self.kern.code_isa_cached],
                 "tile": (self.kern.mv_cached, self.kern.nr_cached),
-                "specialized": bool(self.kern.specialized_cached)}
+                "specialized": bool(self.kern.specialized_cached),
+                "strided": (<const smm_kernel_full *>self.kern).fn_strided_cached != NULL}
+    @property
+    def strided(self):
+        """True when the kernel has a strided-batch form (the batch loop inside the kernel, for the
+        smallest specialised shapes): strided batches without prefetch then run in one call."""
+        return (<const smm_kernel_full *>self.kern).fn_strided != NULL
     @property
     def address(self):
         """Address of the C kernel record (``const smm_kernel*``), e.g. for ctypes/cffi callers."""
@@ -625,11 +635,18 @@ cdef void _run_entries(const smm_kernel *kp, char *a, char *b, char *c, int64_t 
 
 cdef void _run_strided(const smm_kernel *kp, char *a, char *b, char *c, int64_t sa, int64_t sb, int64_t sc,
                        int64_t e0, int64_t e1, bint prefetch, bint cached) noexcept nogil:
-    """Entries [e0, e1) of a strided batch with distinct C's (byte strides): the lean loop."""
+    """Entries [e0, e1) of a strided batch with distinct C's (byte strides): the lean loop, or one
+    call of the kernel's strided form where it has one (the smallest shapes, no prefetch)."""
     cdef smm_kernel_fn fn = _kernel_fn(kp, cached)
+    cdef smm_strided_fn sfn
     cdef const void *ap
     cdef const void *bp
     cdef int64_t e
+    if not prefetch:
+        sfn = (<const smm_kernel_full *>kp).fn_strided_cached if cached else (<const smm_kernel_full *>kp).fn_strided
+        if sfn != NULL:
+            sfn(kp, a + e0 * sa, b + e0 * sb, c + e0 * sc, sa, sb, sc, e1 - e0)
+            return
     for e in range(e0, e1):
         ap = a + e * sa
         bp = b + e * sb

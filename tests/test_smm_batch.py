@@ -569,3 +569,50 @@ def test_index_prefetch_on_sequential_and_gathered_blocks(target, ta, tb, rng):
                 got = outs[0][e * m * n:(e + 1) * m * n].reshape(n, m).T
                 np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12)
             assert all(np.array_equal(o, outs[0]) for o in outs[1:])
+
+
+@pytest.mark.parametrize("target", [t for t in cpu.available_targets() if t != "generic"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_strided_form_of_the_smallest_kernels(rng, target, dtype):
+    """Specialised shapes up to m*n*k = 512 run a strided batch in one kernel call (the loop inside
+    the kernel): the same bits as one call per product (prefetch='next' takes that path), and
+    numpy's result, for both regimes, alpha/beta edge cases, transposes, orders and thread counts."""
+    small = [(1, 1, 1), (2, 2, 2), (3, 3, 3), (4, 4, 4), (5, 5, 5), (7, 7, 7), (8, 8, 8)]
+    for s in small:
+        assert smm.dispatch(*s, dtype=dtype, target=target).strided, s
+        assert smm.dispatch(*s, dtype=dtype, target=target).cached_variant["strided"], s
+    assert not smm.dispatch(9, 9, 9, dtype=dtype, target=target).strided            # 729 > 512
+    assert not smm.dispatch(4, 4, 4, dtype=dtype, target=target, lda=5).strided       # not tight
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    l2 = cpu.cache_bytes(2)
+    for m, n, k in [(4, 4, 4), (5, 5, 5), (3, 3, 3), (8, 8, 8), (1, 1, 1)]:
+        per = (m * k + k * n + m * n) * np.dtype(dtype).itemsize
+        for nb in (0, 1, 37, 3 * l2 // per + 5):  # the last is beyond L2: the general variant
+            for alpha, beta, ta, tb, order in [(1.0, 1.0, False, False, "F"), (2.5, -0.5, True, False, "F"),
+                                               (-1.0, 0.0, False, False, "C"), (0.0, 1.0, False, False, "F"),
+                                               (1.0, 0.0, True, True, "C")]:
+                a = rng.standard_normal((nb, k, m) if ta else (nb, m, k)).astype(dtype)
+                b = rng.standard_normal((nb, n, k) if tb else (nb, k, n)).astype(dtype)
+                c0 = rng.standard_normal((nb, m, n)).astype(dtype)
+                if nb:
+                    if alpha == 0.0:
+                        a[0, 0, 0] = b[-1, 0, 0] = np.nan  # not read
+                    if beta == 0.0:
+                        c0[0, 0, 0] = c0[-1, -1, -1] = np.nan  # overwritten
+                opa = np.swapaxes(a, 1, 2) if ta else a
+                opb = np.swapaxes(b, 1, 2) if tb else b
+                with np.errstate(invalid="ignore"):
+                    ref = (alpha * np.matmul(opa.astype(np.float64), opb.astype(np.float64)) if alpha
+                           else np.zeros((nb, m, n))) + (beta * c0 if beta else 0.0)
+                conv = (lambda x: np.asfortranarray(x.transpose(1, 2, 0)).transpose(2, 0, 1)) if order == "F" \
+                    else np.ascontiguousarray
+                results = []
+                for threads in (1, 2):
+                    for prefetch in ("none", "next"):
+                        c = conv(c0.copy())
+                        smm.gemm_batch(conv(a), conv(b), c, alpha, beta, trans_a=ta, trans_b=tb, threads=threads,
+                                       prefetch=prefetch, target=target)
+                        results.append(np.array(c))
+                for r in results[1:]:
+                    assert np.array_equal(r, results[0]), (m, n, k, nb, alpha, beta, ta, tb, order)
+                np.testing.assert_allclose(results[0], ref, rtol=tol, atol=tol * max(1.0, k))

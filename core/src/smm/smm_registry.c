@@ -153,11 +153,11 @@ int smm_desc_check(const smm_desc *d)
 }
 
 /* One tile choice (regime) for a descriptor: the code it runs, its tile, specialised or not. */
-typedef struct { smm_kernel_fn fn; int8_t mv, nr, specialized, code_isa; } kernel_choice;
+typedef struct { smm_kernel_fn fn; smm_strided_fn fn_strided; int8_t mv, nr, specialized, code_isa; } kernel_choice;
 
 static kernel_choice choose(const smm_desc *d, int regime)
 {
-  kernel_choice ch = { d->dtype == SMM_F64 ? smm_generic_f64 : smm_generic_f32, 0, 0, 0, SMM_ISA_GENERIC };
+  kernel_choice ch = { d->dtype == SMM_F64 ? smm_generic_f64 : smm_generic_f32, NULL, 0, 0, 0, SMM_ISA_GENERIC };
   if (d->isa == SMM_ISA_GENERIC) return ch;
   /* A transposed A is packed on the stack by the tiled kernels; too big a panel runs portable code. */
   if (d->trans_a && (int64_t)d->m * d->k > 8192) return ch;
@@ -168,7 +168,8 @@ static kernel_choice choose(const smm_desc *d, int regime)
       const smm_spec_entry *s = &smm_spec_table[i];
       if (s->isa == isa && s->dtype == d->dtype && s->m == d->m && s->n == d->n && s->k == d->k
           && (s->regimes >> regime & 1)) {
-        ch.fn = s->fn; ch.mv = s->mv; ch.nr = s->nr; ch.specialized = 1; ch.code_isa = (int8_t)isa;
+        ch.fn = s->fn; ch.fn_strided = s->fn_strided; ch.mv = s->mv; ch.nr = s->nr; ch.specialized = 1;
+        ch.code_isa = (int8_t)isa;
         return ch;
       }
     }
@@ -194,6 +195,7 @@ static void build(const smm_desc *d, smm_kernel *kern)
   kern->specialized = any.specialized; kern->code_isa = any.code_isa;
   kern->fn_cached = cached.fn; kern->mv_cached = cached.mv; kern->nr_cached = cached.nr;
   kern->specialized_cached = cached.specialized; kern->code_isa_cached = cached.code_isa;
+  kern->fn_strided = any.fn_strided; kern->fn_strided_cached = cached.fn_strided;
 }
 
 /* ---- registry: open addressing, insert-only; readers take no lock ---- */

@@ -268,6 +268,34 @@ SMM_ALWAYS TGT void PFX(entry)(const int MV, const int NR, const int FULLK, cons
             alpha, beta, (const T *)pa, (const T *)pb, (const T *)pc);
 }
 
+/* The contract over a strided batch (smm_strided_fn): the loop inside the kernel, so that a small
+ * product pays no call, and the descriptor is read once. alpha == 0 and a transposed A take the
+ * one-product entry per product. */
+SMM_ALWAYS TGT void PFX(entry_strided)(const int MV, const int NR, const int FULLK, const int TB,
+                                       const int64_t M, const int64_t N, const int64_t K,
+                                       const int64_t LDA, const int64_t LDB, const int64_t LDC,
+                                       const smm_kernel *kern, const void *a, const void *b, void *cv,
+                                       int64_t sa, int64_t sb, int64_t sc, int64_t nbatch)
+{
+  const smm_desc *d = &kern->desc;
+  const T alpha = (T)d->alpha, beta = (T)d->beta;
+  if (__builtin_expect(alpha == (T)0 || d->trans_a, 0)) {
+    for (int64_t e = 0; e < nbatch; ++e) {
+      const void *ap = (const char *)a + e * sa, *bp = (const char *)b + e * sb;
+      PFX(entry)(MV, NR, FULLK, TB, M, N, K, LDA, LDB, LDC, kern, &ap, &bp, (char *)cv + e * sc, 1, 0, 0, 0);
+    }
+    return;
+  }
+  const int64_t m = M ? M : d->m, n = N ? N : d->n, k = K ? K : d->k;
+  const int64_t lda = LDA ? LDA : d->lda, ldb = LDB ? LDB : d->ldb, ldc = LDC ? LDC : d->ldc;
+  for (int64_t e = 0; e < nbatch; ++e) {
+    const T *ap = (const T *)(const void *)((const char *)a + e * sa);
+    const T *bp = (const T *)(const void *)((const char *)b + e * sb);
+    PFX(body)(MV, NR, FULLK, TB, m, n, k, &ap, &bp, 1, lda, ldb, (T *)(void *)((char *)cv + e * sc), ldc,
+              alpha, beta, (const T *)0, (const T *)0, (const T *)0);
+  }
+}
+
 /* A runtime-sized kernel with register tile MV x NR (TB: op(B) = B^T). */
 #define SMM_DEFINE_RUNTIME(MV, NR, TB)                                                                   \
   TGT void PFX(gemm_##MV##x##NR##_tb##TB)(const smm_kernel *kern, const void *const *a,                  \
@@ -286,4 +314,12 @@ SMM_ALWAYS TGT void PFX(entry)(const int MV, const int NR, const int FULLK, cons
                                      const void *pc)                                                      \
   {                                                                                                      \
     PFX(entry)(MV, NR, FULL, 0, M, N, K, M, K, M, kern, a, b, c, count, pa, pb, pc);                      \
+  }
+
+/* Its strided-batch form (smm_strided_fn), spec_M_N_K{SUF}_s. */
+#define SMM_DEFINE_SPECIALIZED_STRIDED(MV, NR, FULL, M, N, K, SUF)                                       \
+  TGT void PFX(spec_##M##_##N##_##K##SUF##_s)(const smm_kernel *kern, const void *a, const void *b, void *c, \
+                                             int64_t sa, int64_t sb, int64_t sc, int64_t nbatch)         \
+  {                                                                                                      \
+    PFX(entry_strided)(MV, NR, FULL, 0, M, N, K, M, K, M, kern, a, b, c, sa, sb, sc, nbatch);             \
   }
