@@ -23,35 +23,6 @@ SHAPES = [(1, 1), (1, 37), (37, 1), (2, 3), (7, 5), (8, 8), (13, 17), (16, 16), 
 PARALLEL_SHAPES = [(257, 301), (509, 263), (1000, 67)]
 
 
-@pytest.mark.parametrize("target", TARGETS)
-@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.complex128])
-@pytest.mark.parametrize("in_offset, out_offset", [(0, 0), (1, 0), (0, 3), (2, 2), (3, 1)])
-@pytest.mark.parametrize("threads", [1, 2])
-def test_half_line_peels(target, dtype, in_offset, out_offset, threads, rng):
-    # Leading dimensions of whole 32-byte halves but not whole lines (as 700^2 f64): the driver
-    # transposes the first rows and columns apart up to a 32-byte boundary, out of place and in place.
-    es = np.dtype(dtype).itemsize
-    half = 32 // es
-    m, n, ldi, ldo = 11 * half + 3, 7 * half + 1, 13 * half, 9 * half  # odd numbers of halves
-    assert (ldi * es) % 64 == 32 and (ldo * es) % 64 == 32
-    base_in = _random(ldi * n + 8, dtype, rng)
-    a = base_in[in_offset:in_offset + ldi * n]
-    base_out = np.zeros(ldo * m + 8, dtype)
-    out = base_out[out_offset:out_offset + ldo * m]
-    for streaming in (False, True):
-        out[:] = 0
-        tr.transpose(a, out, m=m, n=n, ldi=ldi, ldo=ldo, threads=threads, target=target, streaming=streaming)
-        np.testing.assert_array_equal(out, _flat_reference(a, m, n, ldi, ldo, np.zeros(ldo * m, dtype)))
-    buf = _random(ldi * ldi + 8, dtype, rng)
-    view = buf[in_offset:in_offset + ldi * ldi]
-    nsq = ldi - 3
-    want = view.copy().reshape(ldi, ldi)
-    want[:nsq, :nsq] = want[:nsq, :nsq].T.copy()
-    mat = np.lib.stride_tricks.as_strided(view, shape=(nsq, nsq), strides=(ldi * es, es))
-    tr.transpose_inplace(mat, threads=threads, target=target)
-    np.testing.assert_array_equal(view.reshape(ldi, ldi), want)
-
-
 @pytest.fixture
 def rng():
     return np.random.default_rng(20250607)
@@ -145,20 +116,35 @@ def test_streaming_with_misaligned_output_and_line_multiple_ld(target, offset, r
 
 @pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32, np.complex128])
-@pytest.mark.parametrize("in_offset, out_offset", [(0, 0), (1, 0), (0, 3), (5, 7), (7, 1)])
-def test_row_and_column_peels_for_line_aligned_blocks(target, dtype, in_offset, out_offset, rng):
-    # Leading dimensions of whole 64-byte lines with inputs and outputs off the line grid: the
-    # driver transposes the first rows and columns apart; every offset must give the same result.
-    per_line = 64 // np.dtype(dtype).itemsize
-    m, n, ldi, ldo = 5 * per_line + 3, 3 * per_line + 5, 6 * per_line, 5 * per_line
+@pytest.mark.parametrize("in_offset, out_offset", [(0, 0), (1, 0), (0, 3), (5, 7), (7, 1), (2, 2)])
+@pytest.mark.parametrize("unit", [64, 32])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_row_and_column_peels_for_aligned_blocks(target, dtype, in_offset, out_offset, unit, threads, rng):
+    # Leading dimensions of whole 64-byte lines (unit 64), or of an odd number of 32-byte halves
+    # (unit 32, as 700^2 f64), with inputs and outputs off that grid: the driver transposes the first
+    # rows and columns apart up to a `unit` boundary; every offset must give the same result, out of
+    # place and in place.
+    es = np.dtype(dtype).itemsize
+    per = unit // es
+    m, n = 5 * per + 3, 3 * per + 5
+    ldi, ldo = (6 * per, 5 * per) if unit == 64 else (13 * per, 9 * per)
+    assert (ldi * es) % 64 == (ldo * es) % 64 == unit % 64
     base_in = _random(ldi * n + 8, dtype, rng)
     a = base_in[in_offset:in_offset + ldi * n]
     base_out = np.zeros(ldo * m + 8, dtype)
     out = base_out[out_offset:out_offset + ldo * m]
     for streaming in (False, True):
         out[:] = 0
-        tr.transpose(a, out, m=m, n=n, ldi=ldi, ldo=ldo, threads=2, target=target, streaming=streaming)
+        tr.transpose(a, out, m=m, n=n, ldi=ldi, ldo=ldo, threads=threads, target=target, streaming=streaming)
         np.testing.assert_array_equal(out, _flat_reference(a, m, n, ldi, ldo, np.zeros(ldo * m, dtype)))
+    # In place: a square matrix with rows ldi apart, off the grid by in_offset.
+    view = _random(ldi * ldi + 8, dtype, rng)[in_offset:in_offset + ldi * ldi]
+    nsq = ldi - 3
+    want = view.copy().reshape(ldi, ldi)
+    want[:nsq, :nsq] = want[:nsq, :nsq].T.copy()
+    mat = np.lib.stride_tricks.as_strided(view, shape=(nsq, nsq), strides=(ldi * es, es))
+    tr.transpose_inplace(mat, threads=threads, target=target)
+    np.testing.assert_array_equal(view.reshape(ldi, ldi), want)
 
 
 @pytest.fixture
