@@ -102,7 +102,7 @@ def _as_size(name, value, allow_none=False, minimum=1):
     return value
 
 
-def _as_scalar(name, value):
+cdef object _as_scalar(str name, object value):
     if type(value) is float:   # the common case, checked first: batch calls are on hot paths
         return value
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
@@ -110,7 +110,7 @@ def _as_scalar(name, value):
     return float(value)
 
 
-def _as_flag(name, value):
+cdef object _as_flag(str name, object value):
     if value is False or value is True:
         return value
     if not isinstance(value, (bool, np.bool_, int, np.integer)) or int(value) not in (0, 1):
@@ -118,7 +118,7 @@ def _as_flag(name, value):
     return bool(value)
 
 
-def _prefetch_id(prefetch):
+cdef int _prefetch_id(object prefetch) except? -2:
     if type(prefetch) is str and prefetch == "auto":
         return -1
     if isinstance(prefetch, (bool, np.bool_)):
@@ -128,7 +128,7 @@ def _prefetch_id(prefetch):
     raise ValueError(f"prefetch must be 'auto', 'none', 'next' or a bool, got {prefetch!r}")
 
 
-def _isa_id(target):
+cdef int _isa_id(object target) except? -2:
     if target is None:
         return _PROCESS_ISA
     return _cpu.isa_id(target)
@@ -480,7 +480,7 @@ cdef object _common_dtype(a, b, c):
     cdef int t = cnp.PyArray_TYPE(<cnp.ndarray>c)
     if (t != cnp.NPY_DOUBLE and t != cnp.NPY_FLOAT) or not cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>c):
         raise TypeError(f"c has dtype {c.dtype}; float64 and float32 are supported")
-    return c.dtype
+    return <object>cnp.PyArray_DESCR(<cnp.ndarray>c)
 
 
 def gemm(a, b, c, alpha=1.0, beta=1.0, trans_a=False, trans_b=False, *, target=None):
@@ -950,7 +950,7 @@ def gemm_batch(a, b, c, alpha=1.0, beta=1.0, *, a_index=None, b_index=None, c_in
         raise ValueError(f"index_base must be 0 or 1, got {index_base!r}")
     if sync not in ("group", "locks"):
         raise ValueError(f"sync must be 'group' or 'locks', got {sync!r}")
-    if a_index is not None or b_index is not None or c_index is not None or a.ndim == 1:
+    if a_index is not None or b_index is not None or c_index is not None or cnp.PyArray_NDIM(<cnp.ndarray>a) == 1:
         return _gemm_batch_index(a, b, c, dt, alpha, beta, a_index, b_index, c_index, index_base,
                                  m, n, k, lda, ldb, ldc, ta, tb, batch, nthreads, distinct_c, pf, isa,
                                  threads is not None, sync == "locks")
