@@ -134,11 +134,13 @@ def touch(const double[::1] a, const double[::1] b, double[::1] c, long la, long
     lc read and written; contiguous stacks) with no arithmetic, entries split statically over
     `threads` OpenMP threads in contiguous parts as core.smm.gemm_batch splits them. C keeps its
     values (it gains 0 * sums). Returns False (and does nothing) without AVX2."""
+    if threads < 1:
+        raise ValueError(f"touch: threads must be >= 1, got {threads}")
     if la < 0 or lb < 0 or lc < 0 or nb < 0 or a.shape[0] < la * nb or b.shape[0] < lb * nb or c.shape[0] < lc * nb:
         raise ValueError("touch: stacks smaller than nb blocks")
     if not bench_has_avx2():
         return False
-    cdef long chunk = (nb + threads - 1) // threads if threads > 0 else nb, e0, e1
+    cdef long chunk = (nb + threads - 1) // threads, e0, e1
     cdef int t
     with nogil:
         for t in prange(threads, num_threads=threads, schedule="static", chunksize=1):

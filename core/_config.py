@@ -63,6 +63,10 @@ def int_env(name, default=None):
         raise ValueError(f"environment variable {name}={raw!r} must be an integer") from None
 
 
+# The environment variables of the transpose tiles, as LIBXSMM's transpose sample names them.
+TRANSPOSE_TILE_VARS = ("TRANS_M", "TRANS_N")
+
+
 def transpose_tiles():
     """Transpose tile sizes ``(TRANS_M, TRANS_N)`` from the environment, each ``None`` when unset.
 
@@ -70,7 +74,7 @@ def transpose_tiles():
     in elements, as in LIBXSMM's transpose sample; both must be positive integers.
     """
     tiles = []
-    for name in ("TRANS_M", "TRANS_N"):
+    for name in TRANSPOSE_TILE_VARS:
         value = int_env(name)
         if value is not None and value < 1:
             raise ValueError(f"environment variable {name}={value} must be a positive integer")

@@ -186,7 +186,8 @@ cdef class Kernel:
     @property
     def cached_variant(self):
         """The code batch calls run when their operands fit in the threads' L2: ``code_target``,
-        ``tile`` and ``specialized`` of the tile chosen for operands in cache (docs/kernels.md)."""
+        ``tile``, ``specialized`` and ``strided`` of the tile chosen for operands in cache
+        (docs/kernels.md)."""
         return {"code_target": _cpu.ISA_NAMES[self.kern.code_isa_cached],
                 "tile": (self.kern.mv_cached, self.kern.nr_cached),
                 "specialized": bool(self.kern.specialized_cached),

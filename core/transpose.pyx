@@ -511,9 +511,12 @@ def _read_ahead(int es, int64_t m, int64_t n, int64_t ldi, int streaming):
     return bool(streaming) and m * n * es >= _PREFETCH_BYTES and (ldi * es) % 2048 == 0
 
 
+_TILE_VARS_C = tuple(name.encode() for name in _config.TRANSPOSE_TILE_VARS)
+
+
 cdef bint _tile_env_set():
     cdef const char *v
-    for name in (b"TRANS_M", b"TRANS_N"):
+    for name in _TILE_VARS_C:
         v = getenv(name)
         if v != NULL and v[0] != 0:
             return True

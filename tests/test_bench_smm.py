@@ -54,6 +54,8 @@ def test_touch_refuses_short_stacks(bench):
     a, b, c = np.zeros(24), np.zeros(24), np.zeros(8)
     with pytest.raises(ValueError, match="smaller than nb blocks"):
         stream.touch(a, b, c, 4, 4, 2, 5, 1)  # C holds 4 blocks of 2, not 5
+    with pytest.raises(ValueError, match="threads must be >= 1"):
+        stream.touch(a, b, c, 4, 4, 2, 4, 0)
 
 
 def test_quick_run_reports_both_memory_ceilings(bench, tmp_path, capsys):
