@@ -590,7 +590,8 @@ def test_strided_form_of_the_smallest_kernels(rng, target, dtype):
         for nb in (0, 1, 37, 3 * l2 // per + 5):  # the last is beyond L2: the general variant
             for alpha, beta, ta, tb, order in [(1.0, 1.0, False, False, "F"), (2.5, -0.5, True, False, "F"),
                                                (-1.0, 0.0, False, False, "C"), (0.0, 1.0, False, False, "F"),
-                                               (1.0, 0.0, True, True, "C")]:
+                                               (1.0, 0.0, True, True, "C"),
+                                               (1.0, 2.5, False, False, "F")]:  # beta outside {0, 1}: C scaled first
                 a = rng.standard_normal((nb, k, m) if ta else (nb, m, k)).astype(dtype)
                 b = rng.standard_normal((nb, n, k) if tb else (nb, k, n)).astype(dtype)
                 c0 = rng.standard_normal((nb, m, n)).astype(dtype)
