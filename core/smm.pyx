@@ -254,20 +254,23 @@ cdef char *_operand_ptr(str name, object x, object dtype, int64_t rows, int64_t 
     return <char *>cnp.PyArray_DATA(arr)
 
 
-cdef void _extent(cnp.ndarray x, char **lo, char **hi):
+cdef void _extent(cnp.ndarray x, char **lo, char **hi) noexcept:
+    """The bytes [lo, hi) an array spans, read through numpy's C API (no Python objects)."""
     cdef int d
     cdef cnp.npy_intp st
+    cdef cnp.npy_intp *dims = cnp.PyArray_DIMS(x)
+    cdef cnp.npy_intp *strides = cnp.PyArray_STRIDES(x)
     lo[0] = hi[0] = <char *>cnp.PyArray_DATA(x)
-    for d in range(x.ndim):
-        if x.shape[d] == 0:
+    for d in range(cnp.PyArray_NDIM(x)):
+        if dims[d] == 0:
             hi[0] = lo[0]   # empty: spans nothing
             return
-        st = x.strides[d] * (x.shape[d] - 1)
+        st = strides[d] * (dims[d] - 1)
         if st < 0:
             lo[0] += st
         else:
             hi[0] += st
-    hi[0] += x.itemsize
+    hi[0] += cnp.PyArray_ITEMSIZE(x)
 
 
 cdef bint _extents_meet(cnp.ndarray x, cnp.ndarray y):
