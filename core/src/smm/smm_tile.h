@@ -19,10 +19,18 @@
 /* Largest register tile any ISA uses (accumulator arrays are sized by these constants). */
 #define SMM_MAX_MV 4
 #define SMM_MAX_NR 16
+/* Kernels whose tiles update C with an addition instead of an FMA with beta (above). Measured per
+ * tile, f64 on Zen 4 (bench/smm_tiles.py, best of 3 runs of 31): the adder update made the 2x12
+ * tile, the cached-operand pick for 8^3-23^3, faster in cache (16^3 49.9 -> 53.0 GFLOP/s, 23^3
+ * 50.9 -> 52.1, 8^3 46.7 -> 47.7), and the streamed picks (3x8, 4x6) slower from memory (streamed
+ * 16^3 in gemm_batch, 1 thread, 3x8: 40.7 -> 37.7); so only 2x12 kernels use it. */
+#ifndef SMM_ADD_UPDATE
+#define SMM_ADD_UPDATE(MV, NR) ((MV) == 2 && (NR) == 12)
+#endif
 
 /* One register tile of C at (i0, j0). MASKED: the last of the MV vectors holds only `lanes` valid
  * rows (masked loads/stores, which never touch memory past the matrix). */
-SMM_ALWAYS TGT void PFX(tile)(const int MV, const int NR, const int FULLK, const int TB, const int MASKED, const int lanes,
+SMM_ALWAYS TGT void PFX(tile)(const int MV, const int NR, const int FULLK, const int TB, const int ADDC, const int MASKED, const int lanes,
                               const int64_t k, const T *const *a, const T *const *b, const int64_t count,
                               const int64_t lda, const int64_t ldb, T *c, const int64_t ldc,
                               const T alpha, const T beta, const int64_t i0, const int64_t j0,
@@ -108,20 +116,23 @@ SMM_ALWAYS TGT void PFX(tile)(const int MV, const int NR, const int FULLK, const
 #pragma GCC unroll 8
       for (int r = 0; r < MV; ++r) acc[r][q] = VMUL(acc[r][q], va);
   }
-  /* C := acc + C. The entry has already scaled C by any beta other than 0 and 1, so the update
-   * is an addition, on the FP adders (Zen 4 runs them beside the FMA pipes, which go on with the
-   * next tile's steps): cached 16^3 +6 % against an FMA with beta. beta == 0 never reads C. */
+  /* C := acc + beta*C. ADDC kernels (SMM_ADD_UPDATE) see beta 0 or 1 only, their entry having
+   * scaled C by any other beta, and add C on the FP adders (Zen 4 runs them beside the FMA pipes,
+   * which go on with the next tile's steps); the others fuse beta into an FMA. beta == 0 never
+   * reads C. Every load of C comes before any store: a load right behind a store to neighbouring
+   * bytes may wait for it (measured with masked stores: 5x25x5 ran 4x slower with interleaved
+   * updates). C's partial vectors move as exact-size pieces (kernels/x86_partial.h), never
+   * masked: a masked store blocks forwarding to the next product's loads of C as well. */
   if (beta != (T)0) {
-    /* Every load of C before any store: a load right behind a store to neighbouring bytes may
-     * wait for it (measured with masked stores: 5x25x5 ran 4x slower with interleaved updates).
-     * C's partial vectors move as exact-size pieces (kernels/x86_partial.h), never masked: a
-     * masked store blocks forwarding to the next product's loads of C as well. */
+    const V vb = VSET1(beta);
 #pragma GCC unroll 32
     for (int q = 0; q < NR; ++q) {
       const T *cq = c + i0 + (j0 + q) * ldc;
 #pragma GCC unroll 8
-      for (int r = 0; r < MV; ++r)
-        acc[r][q] = VADD(acc[r][q], (MASKED && r == MV - 1) ? VLOADP(cq + r * L, lanes) : VLOAD(cq + r * L));
+      for (int r = 0; r < MV; ++r) {
+        const V cv = (MASKED && r == MV - 1) ? VLOADP(cq + r * L, lanes) : VLOAD(cq + r * L);
+        acc[r][q] = ADDC ? VADD(acc[r][q], cv) : VFMA(cv, vb, acc[r][q]);
+      }
     }
   }
 #pragma GCC unroll 32
@@ -136,7 +147,7 @@ SMM_ALWAYS TGT void PFX(tile)(const int MV, const int NR, const int FULLK, const
 }
 
 /* Columns [j0, j0+NR) of C: full row blocks of MV vectors, then the row remainder. */
-SMM_ALWAYS TGT void PFX(colblock)(const int MV, const int NR, const int FULLK, const int TB,
+SMM_ALWAYS TGT void PFX(colblock)(const int MV, const int NR, const int FULLK, const int TB, const int ADDC,
                                   const int64_t m, const int64_t k, const T *const *a, const T *const *b,
                                   const int64_t count, const int64_t lda, const int64_t ldb, T *c,
                                   const int64_t ldc, const T alpha, const T beta, const int64_t j0,
@@ -144,7 +155,7 @@ SMM_ALWAYS TGT void PFX(colblock)(const int MV, const int NR, const int FULLK, c
 {
   const int64_t mb = (int64_t)MV * L, mfull = (m / mb) * mb, mrem = m - mfull;
   for (int64_t i0 = 0; i0 < mfull; i0 += mb)
-    PFX(tile)(MV, NR, FULLK, TB, 0, L, k, a, b, count, lda, ldb, c, ldc, alpha, beta, i0, j0, pa, pb, pc);
+    PFX(tile)(MV, NR, FULLK, TB, ADDC, 0, L, k, a, b, count, lda, ldb, c, ldc, alpha, beta, i0, j0, pa, pb, pc);
   if (mrem) {
     const int rv = (int)((mrem + L - 1) / L), lanes = (int)(mrem - (int64_t)(rv - 1) * L);
     switch (rv) { /* rv <= MV; one instantiation per vector count */
@@ -152,10 +163,10 @@ SMM_ALWAYS TGT void PFX(colblock)(const int MV, const int NR, const int FULLK, c
   case RV:                                                                                             \
     if (RV <= MV) {                                                                                    \
       if (lanes < L) /* masked loads/stores only where the last vector is partial */                  \
-        PFX(tile)(RV <= MV ? RV : 1, NR, FULLK, TB, 1, lanes, k, a, b, count, lda, ldb, c, ldc, alpha,   \
+        PFX(tile)(RV <= MV ? RV : 1, NR, FULLK, TB, ADDC, 1, lanes, k, a, b, count, lda, ldb, c, ldc, alpha,   \
                   beta, mfull, j0, pa, pb, pc);                                                        \
       else                                                                                             \
-        PFX(tile)(RV <= MV ? RV : 1, NR, FULLK, TB, 0, L, k, a, b, count, lda, ldb, c, ldc, alpha, beta, \
+        PFX(tile)(RV <= MV ? RV : 1, NR, FULLK, TB, ADDC, 0, L, k, a, b, count, lda, ldb, c, ldc, alpha, beta, \
                   mfull, j0, pa, pb, pc);                                                              \
     }                                                                                                  \
     break;
@@ -167,7 +178,7 @@ SMM_ALWAYS TGT void PFX(colblock)(const int MV, const int NR, const int FULLK, c
 }
 
 /* The whole C: column blocks of NR, then the column remainder (one instantiation per width). */
-SMM_ALWAYS TGT void PFX(body)(const int MV, const int NR, const int FULLK, const int TB,
+SMM_ALWAYS TGT void PFX(body)(const int MV, const int NR, const int FULLK, const int TB, const int ADDC,
                               const int64_t m, const int64_t n, const int64_t k,
                               const T *const *a, const T *const *b, const int64_t count,
                               const int64_t lda, const int64_t ldb, T *c, const int64_t ldc,
@@ -175,7 +186,7 @@ SMM_ALWAYS TGT void PFX(body)(const int MV, const int NR, const int FULLK, const
 {
   const int64_t nfull = (n / NR) * NR;
   for (int64_t j0 = 0; j0 < nfull; j0 += NR)
-    PFX(colblock)(MV, NR, FULLK, TB, m, k, a, b, count, lda, ldb, c, ldc, alpha, beta, j0, pa, pb, pc);
+    PFX(colblock)(MV, NR, FULLK, TB, ADDC, m, k, a, b, count, lda, ldb, c, ldc, alpha, beta, j0, pa, pb, pc);
   /* Specialised kernels (n a compile-time constant): the remainder is one tile of exactly
    * n - nfull columns, so that its FMA chains run side by side (5x5x5 as 4 + 1 columns ran two
    * tiles of dependent FMAs one after the other). */
@@ -184,7 +195,7 @@ SMM_ALWAYS TGT void PFX(body)(const int MV, const int NR, const int FULLK, const
 #define SMM_REM(W)                                                                                   \
   case W:                                                                                            \
     if (W < NR)                                                                                      \
-      PFX(colblock)(MV, W < NR ? W : 1, FULLK, TB, m, k, a, b, count, lda, ldb, c, ldc, alpha, beta, \
+      PFX(colblock)(MV, W < NR ? W : 1, FULLK, TB, ADDC, m, k, a, b, count, lda, ldb, c, ldc, alpha, beta, \
                     nfull, pa, pb, pc);                                                              \
     break;
       SMM_REM(1) SMM_REM(2) SMM_REM(3) SMM_REM(4) SMM_REM(5) SMM_REM(6) SMM_REM(7) SMM_REM(8)
@@ -198,7 +209,7 @@ SMM_ALWAYS TGT void PFX(body)(const int MV, const int NR, const int FULLK, const
   int64_t j0 = nfull;
 #define SMM_COLS(W)                                                                              \
   if (W < NR && n - j0 >= W) {                                                                   \
-    PFX(colblock)(MV, W < NR ? W : 1, FULLK, TB, m, k, a, b, count, lda, ldb, c, ldc, alpha, beta, \
+    PFX(colblock)(MV, W < NR ? W : 1, FULLK, TB, ADDC, m, k, a, b, count, lda, ldb, c, ldc, alpha, beta, \
                   j0, pa, pb, pc);                                                               \
     j0 += W;                                                                                     \
   }
@@ -263,12 +274,13 @@ SMM_ALWAYS TGT void PFX(entry)(const int MV, const int NR, const int FULLK, cons
     PFX(trans_a)(kern, a, b, cv, count, pa, pb, pc);
     return;
   }
-  /* The tiles add C (beta 0 or 1): any other beta scales C first, in one pass over its lines
-   * (rounding beta*C once before the sum; an epilogue switched on beta made gcc spill). */
-  if (__builtin_expect(beta != (T)0 && beta != (T)1, 0)) PFX(scale)(d->m, d->n, (T *)cv, d->ldc, beta);
-  PFX(body)(MV, NR, FULLK, TB, M ? M : d->m, N ? N : d->n, K ? K : d->k, (const T *const *)a,
+  /* ADDC kernels' tiles add C (beta 0 or 1): any other beta scales C first, in one pass over its
+   * lines (rounding beta*C once before the sum; an epilogue switched on beta made gcc spill). */
+  const int ADDC = SMM_ADD_UPDATE(MV, NR);
+  if (ADDC && __builtin_expect(beta != (T)0 && beta != (T)1, 0)) PFX(scale)(d->m, d->n, (T *)cv, d->ldc, beta);
+  PFX(body)(MV, NR, FULLK, TB, ADDC, M ? M : d->m, N ? N : d->n, K ? K : d->k, (const T *const *)a,
             (const T *const *)b, count, LDA ? LDA : d->lda, LDB ? LDB : d->ldb, (T *)cv, LDC ? LDC : d->ldc,
-            alpha, beta == (T)0 ? (T)0 : (T)1, (const T *)pa, (const T *)pb, (const T *)pc);
+            alpha, ADDC ? (beta == (T)0 ? (T)0 : (T)1) : beta, (const T *)pa, (const T *)pb, (const T *)pc);
 }
 
 /* The contract over a strided batch (smm_strided_fn): the loop inside the kernel, so that a small
@@ -282,7 +294,8 @@ SMM_ALWAYS TGT void PFX(entry_strided)(const int MV, const int NR, const int FUL
 {
   const smm_desc *d = &kern->desc;
   const T alpha = (T)d->alpha, beta = (T)d->beta;
-  if (__builtin_expect(alpha == (T)0 || d->trans_a || (beta != (T)0 && beta != (T)1), 0)) {
+  const int ADDC = SMM_ADD_UPDATE(MV, NR);
+  if (__builtin_expect(alpha == (T)0 || d->trans_a || (ADDC && beta != (T)0 && beta != (T)1), 0)) {
     for (int64_t e = 0; e < nbatch; ++e) {
       const void *ap = (const char *)a + e * sa, *bp = (const char *)b + e * sb;
       PFX(entry)(MV, NR, FULLK, TB, M, N, K, LDA, LDB, LDC, kern, &ap, &bp, (char *)cv + e * sc, 1, 0, 0, 0);
@@ -294,7 +307,7 @@ SMM_ALWAYS TGT void PFX(entry_strided)(const int MV, const int NR, const int FUL
   for (int64_t e = 0; e < nbatch; ++e) {
     const T *ap = (const T *)(const void *)((const char *)a + e * sa);
     const T *bp = (const T *)(const void *)((const char *)b + e * sb);
-    PFX(body)(MV, NR, FULLK, TB, m, n, k, &ap, &bp, 1, lda, ldb, (T *)(void *)((char *)cv + e * sc), ldc,
+    PFX(body)(MV, NR, FULLK, TB, ADDC, m, n, k, &ap, &bp, 1, lda, ldb, (T *)(void *)((char *)cv + e * sc), ldc,
               alpha, beta, (const T *)0, (const T *)0, (const T *)0);
   }
 }
