@@ -19,7 +19,7 @@
 /* Largest register tile any ISA uses (accumulator arrays are sized by these constants). */
 #define SMM_MAX_MV 4
 #define SMM_MAX_NR 16
-/* Kernels whose tiles update C with an addition instead of an FMA with beta (above). Measured per
+/* Kernels whose tiles update C with an addition instead of an FMA with beta (end of PFX(tile)). Per
  * tile, f64 on Zen 4 (bench/smm_tiles.py, best of 3 runs of 31): the adder update made the 2x12
  * tile, the cached-operand pick for 8^3-23^3, faster in cache (16^3 49.9 -> 53.0 GFLOP/s, 23^3
  * 50.9 -> 52.1, 8^3 46.7 -> 47.7), and the streamed picks (3x8, 4x6) slower from memory (streamed
