@@ -617,3 +617,47 @@ def test_strided_form_of_the_smallest_kernels(rng, target, dtype):
                 for r in results[1:]:
                     assert np.array_equal(r, results[0]), (m, n, k, nb, alpha, beta, ta, tb, order)
                 np.testing.assert_allclose(results[0], ref, rtol=tol, atol=tol * max(1.0, k))
+
+
+@pytest.mark.parametrize("target", [t for t in cpu.available_targets() if t != "generic"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_adder_update_kernels_every_beta(rng, target, dtype):
+    """Kernels whose tiles add C (SMM_ADD_UPDATE: 2x12) scale C first for beta outside {0, 1};
+    every beta class against numpy, on shapes with row and column remainders, in the cached
+    variant (small batches) and the general one, strided and index forms, 1 and 2 threads."""
+    shapes = [(8, 8, 8), (16, 16, 16), (23, 23, 23), (17, 13, 9), (24, 12, 5), (31, 25, 16)]
+    if target == "avx512" and dtype == np.float64:
+        # The path under test is reached: 2x12 is the cached pick of these shapes here.
+        assert any(smm.dispatch(*s, dtype=dtype, target=target).cached_variant["tile"] == (2, 12)
+                   for s in shapes)
+    tol = 1e-12 if dtype == np.float64 else 2e-5
+    for m, n, k in shapes:
+        for beta in (2.5, -0.5, 1.0, 0.0):
+            for nb, threads in ((5, 1), (40, 2)):
+                a = rng.standard_normal((nb, k, m)).astype(dtype).transpose(0, 2, 1)
+                b = rng.standard_normal((nb, n, k)).astype(dtype).transpose(0, 2, 1)
+                c0 = rng.standard_normal((nb, n, m)).astype(dtype).transpose(0, 2, 1)
+                if beta == 0.0:
+                    c0[:, 0, 0] = np.nan  # overwritten, never read
+                ref = 1.5 * np.matmul(a.astype(np.float64), b.astype(np.float64))
+                if beta:
+                    ref += beta * c0.astype(np.float64)
+                c = c0.copy(order="K")
+                smm.gemm_batch(a, b, c, 1.5, beta, target=target, threads=threads)
+                assert np.max(np.abs(c - ref)) <= tol * max(1.0, np.max(np.abs(ref))), (m, n, k, beta, nb)
+                # Index form on the same column-major blocks: C blocks repeat (entries i, i + 1
+                # share one), applied in order.
+                af = np.ascontiguousarray(a.transpose(0, 2, 1)).reshape(-1)
+                bf = np.ascontiguousarray(b.transpose(0, 2, 1)).reshape(-1)
+                cf = np.ascontiguousarray(c0.transpose(0, 2, 1)).reshape(-1)
+                ic = (np.arange(nb) // 2) * (m * n)
+                want = cf.astype(np.float64).copy()
+                for e in range(nb):
+                    blk = want[ic[e]:ic[e] + m * n].reshape(n, m).T
+                    blk[...] = 1.5 * (a[e].astype(np.float64) @ b[e].astype(np.float64)) + (beta * blk if beta else 0.0)
+                smm.gemm_batch(af, bf, cf, 1.5, beta, a_index=np.arange(nb) * (m * k),
+                               b_index=np.arange(nb) * (k * n), c_index=ic, m=m, n=n, k=k,
+                               target=target, threads=threads)
+                used = cf[:((nb - 1) // 2 + 1) * m * n]
+                assert np.max(np.abs(used - want[:used.size])) <= 10 * tol * max(1.0, np.max(np.abs(want))), \
+                    ("index", m, n, k, beta, nb)
