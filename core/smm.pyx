@@ -578,13 +578,30 @@ cdef inline smm_kernel_fn _kernel_fn(const smm_kernel *kp, bint cached) noexcept
     return (<const smm_kernel_full *>kp).fn_cached if cached else (<const smm_kernel_full *>kp).fn
 
 
+# A batch-reduce call holds at most this many bytes of A and B blocks: every register tile of C
+# sweeps all of the call's products, so beyond the L2 each tile read them again from L3 or memory
+# (gathered 64^3 blocks, 64 C's, 1 thread: 25 GFLOP/s in calls of 64 products, 48 in calls of 4;
+# 32^3 42 -> 45; 23^3 and smaller run 64 per call either way).
+cdef int64_t _REDUCE_BYTES = _L2_BYTES // 4
+
+
+cdef inline int64_t _reduce_chunk(const smm_kernel *kp, int64_t item) noexcept nogil:
+    """Products of one C per batch-reduce call: REDUCE_CHUNK, fewer when their A and B blocks
+    would outgrow _REDUCE_BYTES (at least one)."""
+    cdef int64_t per = (<int64_t>kp.desc.m * kp.desc.k + <int64_t>kp.desc.k * kp.desc.n) * item
+    if _REDUCE_BYTES <= 0 or per <= 0:
+        return REDUCE_CHUNK
+    return max(1, min(REDUCE_CHUNK, _REDUCE_BYTES // per))
+
+
 cdef void _run_entries(const smm_kernel *kp, char *a, char *b, char *c, int64_t item,
                        const index_t *ia, const index_t *ib, const index_t *ic,
                        int64_t sa, int64_t sb, int64_t sc, int64_t base,
                        const int64_t *order, int64_t e0, int64_t e1, bint reduce, bint prefetch,
                        char *cfixed, bint cached) noexcept nogil:
     """Entries [e0, e1) of the (possibly permuted) batch, all on one thread. Consecutive entries that
-    share a C are one batch-reduce call when `reduce` (C read and written once per chunk).
+    share a C are one batch-reduce call when `reduce` (C read and written once per chunk of
+    _reduce_chunk products).
     `cfixed`: write every product there instead (a private partial sum of one C's split run).
     `cached`: the operands fit in cache, run the kernel's cached variant."""
     cdef const void *ap[REDUCE_CHUNK]
@@ -602,6 +619,7 @@ cdef void _run_entries(const smm_kernel *kp, char *a, char *b, char *c, int64_t 
     # gathered blocks still gain from them (shuffled 16^3: 10.8 -> 12.6; 32^3 22.8 -> 27.0).
     cdef int64_t span_a = 0, span_b = 0, da, db
     cdef bint seq_pf = True
+    cdef int64_t chunk = _reduce_chunk(kp, item) if reduce else 1
     if prefetch:
         span_a = <int64_t>kp.desc.lda * (kp.desc.m if kp.desc.trans_a else kp.desc.k) * item
         span_b = <int64_t>kp.desc.ldb * (kp.desc.k if kp.desc.trans_b else kp.desc.n) * item
@@ -612,7 +630,7 @@ cdef void _run_entries(const smm_kernel *kp, char *a, char *b, char *c, int64_t 
         oc = _offset(ic, sc, base, g)
         f = e + 1
         if reduce:
-            while f < e1 and f - e < REDUCE_CHUNK:
+            while f < e1 and f - e < chunk:
                 j = order[f] if order != NULL else f
                 if _offset(ic, sc, base, j) != oc:
                     break

@@ -121,6 +121,23 @@ def test_heavy_c_repetition_single_c(dev):
         np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_long_runs_of_large_blocks(dev, threads):
+    """Runs of hundreds of 64x48x56 products on 3 C blocks: each run goes to the kernel in pieces
+    whose A and B blocks fit a quarter of the L2 (a few products each); device and host agree with
+    the reference."""
+    rng = np.random.default_rng(SEED + 12)
+    m, n, k, na, nb, nc, count = 64, 48, 56, 40, 40, 3, 700
+    A, B = operands(rng, m, n, k, na, nb, np.float64)
+    st = make_stack(rng, m, n, k, count, na, nb, nc, sorted_c=True)
+    ref = reference(A, B, st, m, n, k, nc)
+    out = run_on_device(dev, acc.smm_stack_kernel(m, n, k), A, B, st, nc * m * n, grain=None)
+    np.testing.assert_allclose(out, ref, rtol=0, atol=1e-11 * np.abs(ref).max())
+    C = np.zeros(nc * m * n)
+    acc.run_stack(acc.smm_stack_kernel(m, n, k), A, B, C, st, threads=threads)
+    np.testing.assert_allclose(C, ref, rtol=0, atol=1e-11 * np.abs(ref).max())
+
+
 def test_count_prefix_and_empty(dev):
     rng = np.random.default_rng(SEED + 3)
     m = n = k = 3

@@ -414,6 +414,21 @@ def test_index_race_repeated(target, dtype, rng):
             assert np.array_equal(got, first), f"2-thread run {rep} differs ({m}x{n}x{k}, beta={beta})"
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("target", TARGETS)
+def test_index_long_runs_of_large_blocks(target, dtype, rng):
+    """Runs of hundreds of products on one C whose A and B blocks together outgrow a quarter of the
+    L2 go to the kernel in several batch-reduce calls (fewer than 64 products each); sorted and
+    grouped stacks, 1 and 2 threads, prefetch on and off, must give the sequential sums exactly."""
+    for (m, n, k), order in (((48, 40, 56), "sorted"), ((64, 64, 64), "grouped"), ((37, 80, 29), "sorted")):
+        p = IndexProblem(rng, dtype, m, n, k, 400, nc=2, integer=True, order=order)
+        first = p.run(1.0, 1.0, threads=1, target=target)
+        check_index(p, first, 1.0, 1.0, (), dtype, True, f"long runs {m}x{n}x{k} {order}")
+        for threads, prefetch in itertools.product((1, 2), ("none", "next")):
+            got = p.run(1.0, 1.0, threads=threads, target=target, prefetch=prefetch)
+            assert np.array_equal(got, first), f"{m}x{n}x{k} {order} threads={threads} prefetch={prefetch}"
+
+
 @pytest.mark.parametrize("target", TARGETS)
 def test_index_distinct_c_promise_and_prefetch(target, rng):
     """distinct_c=True (no grouping) and prefetch on/off give the same bits on distinct C blocks."""

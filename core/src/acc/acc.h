@@ -57,8 +57,11 @@ typedef struct acc_scratch {
   int64_t temp_bytes;
 } acc_scratch;
 
-/* Entries gathered per run-function call: long runs are cut into pieces of this many. */
+/* Entries gathered per run-function call: long runs are cut into pieces of this many, or fewer
+ * when their A and B blocks would outgrow the bytes acc_set_reduce_bytes sets (core.acc: a quarter
+ * of the L2), since every register tile of the target block sweeps all the products of a call. */
 #define ACC_PIECE 256
+void acc_set_reduce_bytes(int64_t bytes);
 
 /* Checks that the blocks of entries [lo, hi) lie inside their buffers: 0, or -1 with a message
  * naming the first bad entry. */

@@ -140,6 +140,14 @@ static inline __attribute__((always_inline)) int64_t idx_load(const void *base, 
   return wide ? ((const int64_t *)base)[e * stride] : (int64_t)((const int32_t *)base)[e * stride];
 }
 
+/* Set once, when core.acc is imported (before any worker runs). */
+static int64_t reduce_bytes = 256 << 10;
+
+void acc_set_reduce_bytes(int64_t bytes)
+{
+  if (bytes > 0) reduce_bytes = bytes;
+}
+
 static inline __attribute__((always_inline)) int run_range(const acc_kernel *k, const acc_stack *st,
                                                            int64_t lo, int64_t hi, acc_scratch *scratch,
                                                            char *msg, const int wide)
@@ -151,6 +159,8 @@ static inline __attribute__((always_inline)) int run_range(const acc_kernel *k, 
   const int64_t sa = st->stride[0], sb = st->stride[1], sc = st->stride[2];
   const char *const a = st->a, *const b = st->b;
   char *const cbase = st->c;
+  const int64_t per = ((int64_t)k->m * k->k + (int64_t)k->k * k->n) * es;
+  const int64_t piece = reduce_bytes / per < 1 ? 1 : (reduce_bytes / per < ACC_PIECE ? reduce_bytes / per : ACC_PIECE);
   if (hi <= lo) return 0;
   /* Each chunk checks its own entries before it writes anything (in parallel, and the indices
    * are then in L1 for the pass that uses them). */
@@ -174,8 +184,8 @@ static inline __attribute__((always_inline)) int run_range(const acc_kernel *k, 
     pthread_mutex_t *const lock = c_lock_for(c);
     if (direct) pthread_mutex_lock(lock);
     else memset(temp, 0, (size_t)cfoot_bytes);
-    for (int64_t p = e; p < r; p += ACC_PIECE) {
-      const int64_t q = p + ACC_PIECE < r ? p + ACC_PIECE : r;
+    for (int64_t p = e; p < r; p += piece) {
+      const int64_t q = p + piece < r ? p + piece : r;
       for (int64_t i = p; i < q; ++i) {
         ap[i - p] = a + (idx_load(ia, sa, i, wide) - base) * es;
         bp[i - p] = b + (idx_load(ib, sb, i, wide) - base) * es;

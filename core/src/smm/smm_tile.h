@@ -43,11 +43,13 @@ SMM_ALWAYS TGT void PFX(tile)(const int MV, const int NR, const int FULLK, const
 #pragma GCC unroll 32
     for (int q = 0; q < NR; ++q) acc[r][q] = VZERO();
 
-  /* The next product's operands go to L1 while this tile computes, spread over its k steps so
+  /* The next product's operands go to L2 while this tile computes, spread over its k steps so
    * that the prefetches never queue up in front of the tile's own loads: this tile's rows of A
    * (the first column block fetches them, one column per step) and its columns of B (the first
-   * row block, one line of each column every `line` steps). Cached batches live in L2, where the
-   * kernels would otherwise wait on L1 misses at the start of every product. */
+   * row block, one line of each column every `line` steps). L2, not L1 (prefetcht1, not t0): in
+   * L1 they evicted the lines the rest of this product still reads (gathered blocks, 1 thread:
+   * 23^3 26 -> 35, 32^3 32 -> 41, 64^3 43 -> 46 GFLOP/s; streamed 64^3 38 -> 42). C of this
+   * product, read at the end of the tile, still comes to L1 (cpf). */
   const int64_t line = 64 / (int64_t)sizeof(T);
   const int pfa = pa != 0 && j0 == 0, pfb = pb != 0 && i0 == 0;
   for (int64_t e = 0; e < count; ++e) {
@@ -65,10 +67,10 @@ SMM_ALWAYS TGT void PFX(tile)(const int MV, const int NR, const int FULLK, const
                                            : VLOAD(ap + r * L + (p) * lda);          \
       if (PF && pfa)                                                                 \
         _Pragma("GCC unroll 8") for (int64_t r = 0; r < (int64_t)MV * L; r += line)  \
-          PREFETCH_L1(na + i0 + r + (p) * lda);                                      \
+          PREFETCH_L2(na + i0 + r + (p) * lda);                                      \
       if (PF && pfb && (TB || (p) % line == 0))                                      \
         _Pragma("GCC unroll 32") for (int q = 0; q < NR; q += (TB ? (int)line : 1))  \
-          PREFETCH_L1(TB ? nb + j0 + q + (p) * ldb : nb + (p) + (j0 + q) * ldb);     \
+          PREFETCH_L2(TB ? nb + j0 + q + (p) * ldb : nb + (p) + (j0 + q) * ldb);     \
       if (cpf && (p) < NR) {                                                         \
         _Pragma("GCC unroll 8") for (int r = 0; r < MV; ++r)                         \
           PREFETCH_L1(c + i0 + r * L + (j0 + (p)) * ldc);                            \
@@ -106,7 +108,7 @@ SMM_ALWAYS TGT void PFX(tile)(const int MV, const int NR, const int FULLK, const
 
   if (pc)
 #pragma GCC unroll 32
-    for (int q = 0; q < NR; ++q) PREFETCH_L1(pc + i0 + (j0 + q) * ldc);
+    for (int q = 0; q < NR; ++q) PREFETCH_L2(pc + i0 + (j0 + q) * ldc);
   /* C := alpha*acc (+ beta*C). alpha == 1 (the common case) skips the multiply (acc * 1 is exact);
    * fusing beta == 1 rounds exactly as an addition would; beta == 0 never reads C. */
   if (alpha != (T)1) {
