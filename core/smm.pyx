@@ -788,12 +788,22 @@ cdef int64_t _find_runs(const index_t *ic, int64_t sc, int64_t base, const int64
     return nr
 
 
-cdef bint _is_sorted(const index_t *ic, int64_t n) noexcept nogil:
-    cdef int64_t e
+cdef int64_t _sorted_runs(const index_t *ic, int64_t n, int64_t *runs) noexcept nogil:
+    """One pass over C offsets: -1 if they ever decrease, else the boundaries of the runs of equal
+    offsets (as _find_runs) and their count."""
+    cdef int64_t e, nr = 1
+    if n <= 0:
+        runs[0] = 0
+        return 0
+    runs[0] = 0
     for e in range(1, n):
-        if ic[e] < ic[e - 1]:
-            return False
-    return True
+        if ic[e] != ic[e - 1]:
+            if ic[e] < ic[e - 1]:
+                return -1
+            runs[nr] = e
+            nr += 1
+    runs[nr] = n
+    return nr
 
 
 cdef void _minmax(const index_t *idx, int64_t n, int64_t *lo, int64_t *hi) noexcept nogil:
@@ -834,6 +844,8 @@ cdef int _index_range(str name, object idx, int64_t n, int64_t *lo, int64_t *hi)
 cdef inline bint _blocks_overlap(int64_t d, int64_t rows, int64_t cols, int64_t ld) noexcept nogil:
     """Do column-major blocks (rows x cols, leading dimension ld) at element offsets 0 and d > 0
     share an element?"""
+    if d >= (cols - 1) * ld + rows:  # past the first block's last element (the usual case: no division)
+        return False
     cdef int64_t q = d // ld, r = d % ld
     return (r < rows and q < cols) or (r + rows > ld and q + 1 < cols)
 
@@ -1167,10 +1179,10 @@ cdef object _gemm_batch_index(a, b, c, dt, double alpha, double beta, a_index, b
         nbg = nb
         if c_index is not None:
             if wide:
-                sorted_ = _is_sorted[int64_t](<const int64_t *>ic_data, nbg)
+                nruns = _sorted_runs[int64_t](<const int64_t *>ic_data, nbg, runs_p)
             else:
-                sorted_ = _is_sorted[int32_t](<const int32_t *>ic_data, nbg)
-            if not sorted_:
+                nruns = _sorted_runs[int32_t](<const int32_t *>ic_data, nbg, runs_p)
+            if nruns < 0:  # not sorted by C
                 order = np.empty(nb, dtype=np.int64)
                 order_p = <int64_t *>cnp.PyArray_DATA(order)
                 keys = np.empty(nb, dtype=np.int64)
@@ -1188,17 +1200,17 @@ cdef object _gemm_batch_index(a, b, c, dt, double alpha, double beta, a_index, b
                     raise _overlap_error(keys_p[bad] - base, keys_p[bad + 1] - base, mm, nn, ldc)
             else:
                 if wide:
-                    nruns = _find_runs[int64_t](<const int64_t *>ic_data, 0, base, NULL, nbg, runs_p)
                     bad = _first_overlap_runs[int64_t](<const int64_t *>ic_data, runs_p, nruns, mm, nn, ldc)
                 else:
-                    nruns = _find_runs[int32_t](<const int32_t *>ic_data, 0, base, NULL, nbg, runs_p)
                     bad = _first_overlap_runs[int32_t](<const int32_t *>ic_data, runs_p, nruns, mm, nn, ldc)
                 if bad >= 0:
                     raise _overlap_error(int(c_index[runs_p[bad]]) - base, int(c_index[runs_p[bad + 1]]) - base,
                                          mm, nn, ldc)
         else:
             nruns = _find_runs[int64_t](NULL, 0, base, NULL, nbg, runs_p)
-    if nthreads > 1 and not distinct_c and not locked and nt > 1:
+    # Every C distinct (and checked): nothing to keep together, the threads take contiguous parts
+    # as with distinct_c=True (sequential 8^3 index stack, 131072 entries, 2 threads: 6.2 -> 5.5 ms).
+    if nthreads > 1 and not distinct_c and not locked and nt > 1 and nruns < nb:
         tasks, slots = _plan_tasks(runs, nruns, nt, reduce)
         ntasks = tasks.shape[0]
         tasks_p = <int64_t *>cnp.PyArray_DATA(tasks)
@@ -1209,8 +1221,8 @@ cdef object _gemm_batch_index(a, b, c, dt, double alpha, double beta, a_index, b
             kp0 = _lookup(mm, nn, kk, lda, ldb, mm, alpha, 1.0, _DTYPES[dt], ta, tb, pf, isa)
         nt = threads_for_work(nt, ntasks, 1)
     else:
-        # One thread (or the locks): the entries run in their given order, which is the sequential
-        # semantics; the grouping above only validated the C blocks.
+        # One thread, the locks, or distinct C's: the entries run in their given order, which is
+        # the sequential semantics; the grouping above only validated the C blocks.
         order = None
         order_p = NULL
     cdef bint fits = _fits_cache(<double>(touched + touched_c), nt)
