@@ -9,8 +9,7 @@ blocks are drawn from --cblocks distinct blocks, either sorted by C (as DBCSR ha
 or shuffled. Variants (each gemm_batch(..., beta=1, threads=T)):
   group   sync="group" (default): entries grouped by C (sorted stacks: in place; others: a stable
           O(n) grouping), runs of one C batch-reduced, whole runs per task, no locks;
-  locks   sync="locks": contiguous entry ranges per thread, each run of one C under a hashed lock;
-  auto    sync="auto": what gemm_batch chooses by default.
+  locks   sync="locks": contiguous entry ranges per thread, each run of one C under a hashed lock.
 Samples of all variants are interleaved; figures are medians (GFLOP/s, 2mnk per product) and each
 variant's ratio to "group". Results are checked against a serial reference before timing.
 """
@@ -58,7 +57,7 @@ def main(argv=None):
     p.add_argument("--cblocks", type=int, default=400)
     p.add_argument("--threads", default="1,2")
     p.add_argument("--repeats", type=int, default=7)
-    p.add_argument("--variants", default="group,locks,auto")
+    p.add_argument("--variants", default="group,locks")
     p.add_argument("--json")
     args = p.parse_args(argv)
     rng = np.random.default_rng(1)
