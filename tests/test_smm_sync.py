@@ -65,12 +65,24 @@ def test_partially_overlapping_c_blocks_rejected_by_both_schemes(sync, shuffled)
         smm.gemm_batch(z.copy(), z.copy(), z, c_index=ic, m=4, threads=2, sync=sync)
 
 
-@pytest.mark.parametrize("distinct", [1, 2, 7, 64, 999, 5000])
+@pytest.mark.parametrize("shuffled", [False, True])
+def test_partial_overlap_found_among_many_c_blocks(shuffled):
+    """The same check on a stack of 6000 distinct C blocks (the radix-sort grouping when shuffled):
+    a block at offset 3 overlaps the one at 0."""
+    ic = np.concatenate([np.arange(6000) * 16, [3, 0, 3]]).astype(np.int64)
+    ic = np.random.default_rng(1).permutation(ic) if shuffled else np.sort(ic)
+    z = np.zeros(6000 * 16 + 16)
+    with pytest.raises(ValueError, match=r"\bc_index\b.*offsets 0 and 3"):
+        smm.gemm_batch(z.copy(), z.copy(), z, c_index=ic, m=4, threads=2)
+
+
+@pytest.mark.parametrize("distinct", [1, 2, 7, 64, 999, 5000, 20000])
 @pytest.mark.parametrize("beta", [1.0, -0.5])
 @pytest.mark.parametrize("sorted_", [False, True])
 @pytest.mark.parametrize("m, dtype", [(3, np.float64), (5, np.float32), (13, np.float64)])
 def test_grouping_keeps_each_c_in_order(distinct, beta, sorted_, m, dtype):
-    """Grouping by C (sorted stacks in place, others by hashing) must apply each C's entries in
+    """Grouping by C (sorted stacks in place, others by hashing, or by a radix sort past 4096
+    distinct C's: 20000 blocks drawn 6000 times give about 5300) must apply each C's entries in
     their order: with beta != 1 the order changes the result, so 2 threads must equal 1 thread
     bit for bit; with beta == 1 integer data make any lost or doubled update visible. Covers one
     long run (split over threads with partial sums), a few, and many short ones."""
