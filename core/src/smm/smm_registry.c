@@ -168,7 +168,8 @@ static kernel_choice choose(const smm_desc *d, int regime)
       const smm_spec_entry *s = &smm_spec_table[i];
       if (s->isa == isa && s->dtype == d->dtype && s->m == d->m && s->n == d->n && s->k == d->k
           && (s->regimes >> regime & 1)) {
-        ch.fn = s->fn; ch.fn_strided = s->fn_strided; ch.mv = s->mv; ch.nr = s->nr; ch.specialized = 1;
+        ch.fn = s->fn; ch.fn_strided = (s->strided_regimes >> regime & 1) ? s->fn_strided : NULL;
+        ch.mv = s->mv; ch.nr = s->nr; ch.specialized = 1;
         ch.code_isa = (int8_t)isa;
         return ch;
       }

@@ -7,9 +7,10 @@
 typedef struct smm_spec_entry {
   int8_t isa, dtype, mv, nr;
   int8_t regimes;           /* bit SMM_TILES_ANY and/or bit SMM_TILES_CACHED: which choices this kernel is */
+  int8_t strided_regimes;   /* the choices that use fn_strided (gen_specialized.py: STRIDED_*) */
   int32_t m, n, k;
   smm_kernel_fn fn;
-  smm_strided_fn fn_strided;  /* NULL: none for this shape (gen_specialized.py: STRIDED_MAX_MNK) */
+  smm_strided_fn fn_strided;  /* NULL: none for this shape */
 } smm_spec_entry;
 extern const smm_spec_entry smm_spec_table[];
 extern const int smm_spec_count;
