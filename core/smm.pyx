@@ -1315,6 +1315,15 @@ def _plan_tasks(const int64_t[::1] runs, int64_t nruns, int nt, bint reduce):
     return tasks[:nt_], slot
 
 
+cdef int64_t _count_runs(const index_t *ic, int64_t n) noexcept nogil:
+    """Runs of equal offsets among n >= 1 entries."""
+    cdef int64_t e, nr = 1
+    for e in range(1, n):
+        if ic[e] != ic[e - 1]:
+            nr += 1
+    return nr
+
+
 cdef int64_t _group_by_hash(const index_t *ic, int64_t n, int64_t *order, int64_t *runs,
                             int64_t *keys) noexcept nogil:
     """Stable grouping of entries by C offset in O(n): an open-addressing table (at most half full)
@@ -1322,14 +1331,12 @@ cdef int64_t _group_by_hash(const index_t *ic, int64_t n, int64_t *order, int64_
     offsets; a counting pass places the entries. Fills order (n), runs (groups + 1 boundaries) and
     keys (one offset per group); returns the group count, -1 if out of memory, or -2 (nothing
     filled) when there are more than HASH_MAX_GROUPS groups."""
-    cdef int64_t nr = 1, cap = 16, mask, g, ng = 0, e, e0, h, r, t, key
+    cdef int64_t nr, cap = 16, mask, g, ng = 0, e, e0, h, r, t, key
     cdef int bits = 4
     if n <= 0:
         runs[0] = 0
         return 0
-    for e in range(1, n):
-        if ic[e] != ic[e - 1]:
-            nr += 1
+    nr = _count_runs(ic, n)
     while cap < 2 * min(nr, <int64_t>HASH_MAX_GROUPS):
         cap *= 2
         bits += 1
@@ -1400,14 +1407,12 @@ cdef int64_t _group_by_sort(const index_t *ic, int64_t n, int64_t *order, int64_
     group count, or -1 if out of memory. For stacks onto many C blocks, where a hash table and
     then sorting its keys took 90 ns per entry (131072 distinct C's shuffled, 1x1x1 products,
     2 threads: 12 -> 5 ms)."""
-    cdef int64_t nr = 1, e, e0, r, i, g, ng = 0, lo, hi, span, pos, t, d
+    cdef int64_t nr, e, e0, r, i, g, ng = 0, lo, hi, span, pos, t, d
     cdef int shift, p, npass = 0
     if n <= 0:
         runs[0] = 0
         return 0
-    for e in range(1, n):
-        if ic[e] != ic[e - 1]:
-            nr += 1
+    nr = _count_runs(ic, n)
     # Runs as (offset, run) pairs, sorted together so that every pass reads its input in order.
     cdef int64_t *rstart = <int64_t *>malloc((nr + 1) * sizeof(int64_t))
     cdef int64_t *key0 = <int64_t *>malloc(nr * sizeof(int64_t))
