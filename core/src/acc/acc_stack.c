@@ -159,8 +159,8 @@ static inline __attribute__((always_inline)) int run_range(const acc_kernel *k, 
   const int64_t sa = st->stride[0], sb = st->stride[1], sc = st->stride[2];
   const char *const a = st->a, *const b = st->b;
   char *const cbase = st->c;
-  const int64_t per = ((int64_t)k->m * k->k + (int64_t)k->k * k->n) * es;
-  const int64_t piece = reduce_bytes / per < 1 ? 1 : (reduce_bytes / per < ACC_PIECE ? reduce_bytes / per : ACC_PIECE);
+  const int64_t fit = reduce_bytes / (((int64_t)k->m * k->k + (int64_t)k->k * k->n) * es);
+  const int64_t piece = fit < 1 ? 1 : (fit < ACC_PIECE ? fit : ACC_PIECE);
   if (hi <= lo) return 0;
   /* Each chunk checks its own entries before it writes anything (in parallel, and the indices
    * are then in L1 for the pass that uses them). */
