@@ -36,9 +36,8 @@ from libc.stdint cimport int8_t, int32_t, int64_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
-from .smm cimport Kernel, smm_desc, smm_kernel, smm_call_reduce_prefetch
+from .smm cimport Kernel, smm_desc, smm_kernel, smm_call_reduce_prefetch, reduce_bytes
 from .threads cimport resolve_threads
-from . import cpu as _cpu
 
 cnp.import_array()
 
@@ -112,10 +111,9 @@ class DeviceError(RuntimeError):
     error_id = 0
 
 
-# Batch-reduce calls hold at most a quarter of the L2 of A and B blocks (as core.smm's gemm_batch):
-# gathered 64^3 blocks onto 64 C's, 1 thread, ran at 25 GFLOP/s in calls of 64 products and 48 in
-# calls of 4.
-acc_set_reduce_bytes(_cpu.cache_bytes(2) // 4)
+# Batch-reduce calls hold no more A and B blocks than core.smm's gemm_batch puts in one (gathered
+# 64^3 blocks onto 64 C's, 1 thread, ran at 25 GFLOP/s in calls of 64 products and 48 in calls of 4).
+acc_set_reduce_bytes(reduce_bytes())
 
 
 def now():

@@ -39,3 +39,8 @@ cdef class Kernel:
 # Registry look-up from C (thread-safe, nogil): the kernel for a full descriptor, built on a miss.
 # isa < 0 means the process's ISA path. Returns NULL for an invalid descriptor.
 cdef const smm_kernel *dispatch_c(const smm_desc *desc) noexcept nogil
+
+
+# Bytes of A and B blocks one batch-reduce call holds at most (a quarter of a core's L2): every
+# register tile of C sweeps all of a call's products. core.acc's stack executor uses it too.
+cdef int64_t reduce_bytes() noexcept nogil

@@ -588,6 +588,10 @@ cdef inline smm_kernel_fn _kernel_fn(const smm_kernel *kp, bint cached) noexcept
 cdef int64_t _REDUCE_BYTES = _L2_BYTES // 4
 
 
+cdef int64_t reduce_bytes() noexcept nogil:
+    return _REDUCE_BYTES
+
+
 cdef inline int64_t _reduce_chunk(const smm_kernel *kp, int64_t item) noexcept nogil:
     """Products of one C per batch-reduce call: REDUCE_CHUNK, fewer when their A and B blocks
     would outgrow _REDUCE_BYTES (at least one)."""
@@ -786,23 +790,9 @@ cdef void _run_batch_locked(const smm_kernel *kp, char *a, char *b, char *c, int
             _run_locked(kp, a, b, c, item, ia, ib, ic, base, e0, e1, prefetch, cached)
 
 
-cdef int64_t _find_runs(const index_t *ic, int64_t sc, int64_t base, const int64_t *order, int64_t n,
-                        int64_t *runs) noexcept nogil:
-    """Boundaries of maximal runs of equal C offsets in the given order; returns the run count."""
-    cdef int64_t e, nr = 0, prev = 0, cur
-    for e in range(n):
-        cur = _offset(ic, sc, base, order[e] if order != NULL else e)
-        if e == 0 or cur != prev:
-            runs[nr] = e
-            nr += 1
-        prev = cur
-    runs[nr] = n
-    return nr
-
-
 cdef int64_t _sorted_runs(const index_t *ic, int64_t n, int64_t *runs) noexcept nogil:
     """One pass over C offsets: -1 if they ever decrease, else the boundaries of the runs of equal
-    offsets (as _find_runs) and their count."""
+    offsets (runs[r] is the first entry of run r, runs[count] = n) and their count."""
     cdef int64_t e, nr = 1
     if n <= 0:
         runs[0] = 0
@@ -1185,6 +1175,7 @@ cdef object _gemm_batch_index(a, b, c, dt, double alpha, double beta, a_index, b
     cdef int64_t nbg
     cdef bint locked = locks and nt > 1 and not distinct_c and reduce and c_index is not None
     cdef int64_t bad = -1
+    cdef bint hashed = False
     if nthreads > 1 and not distinct_c:
         runs = np.empty(nb + 1, dtype=np.int64)
         runs_p = <int64_t *>cnp.PyArray_DATA(runs)
@@ -1202,15 +1193,16 @@ cdef object _gemm_batch_index(a, b, c, dt, double alpha, double beta, a_index, b
                 with nogil:
                     if wide:
                         nruns = _group_by_hash[int64_t](<const int64_t *>ic_data, nbg, order_p, runs_p, keys_p)
-                        if nruns == -2:
-                            nruns = _group_by_sort[int64_t](<const int64_t *>ic_data, nbg, order_p, runs_p, keys_p)
                     else:
                         nruns = _group_by_hash[int32_t](<const int32_t *>ic_data, nbg, order_p, runs_p, keys_p)
-                        if nruns == -2:
-                            nruns = _group_by_sort[int32_t](<const int32_t *>ic_data, nbg, order_p, runs_p, keys_p)
+                    hashed = nruns != -2
+                    if not hashed and wide:
+                        nruns = _group_by_sort[int64_t](<const int64_t *>ic_data, nbg, order_p, runs_p, keys_p)
+                    elif not hashed:
+                        nruns = _group_by_sort[int32_t](<const int32_t *>ic_data, nbg, order_p, runs_p, keys_p)
                 if nruns < 0:
                     raise MemoryError("gemm_batch: no memory to group the entries by C")
-                if nruns <= HASH_MAX_GROUPS:   # the hash's groups are in first-appearance order
+                if hashed:   # the hash's groups are in first-appearance order; the sort's ascending
                     keys[:nruns].sort()
                 bad = _first_overlap_sorted(keys_p, nruns, mm, nn, ldc)
                 if bad >= 0:
@@ -1223,8 +1215,10 @@ cdef object _gemm_batch_index(a, b, c, dt, double alpha, double beta, a_index, b
                 if bad >= 0:
                     raise _overlap_error(int(c_index[runs_p[bad]]) - base, int(c_index[runs_p[bad + 1]]) - base,
                                          mm, nn, ldc)
-        else:
-            nruns = _find_runs[int64_t](NULL, 0, base, NULL, nbg, runs_p)
+        else:  # one C for every entry: one run
+            runs_p[0] = 0
+            runs_p[1] = nb
+            nruns = 1
     # Every C distinct (and checked): nothing to keep together, the threads take contiguous parts
     # as with distinct_c=True (sequential 8^3 index stack, 131072 entries, 2 threads: 6.2 -> 5.5 ms).
     if nthreads > 1 and not distinct_c and not locked and nt > 1 and nruns < nb:

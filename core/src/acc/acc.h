@@ -58,8 +58,9 @@ typedef struct acc_scratch {
 } acc_scratch;
 
 /* Entries gathered per run-function call: long runs are cut into pieces of this many, or fewer
- * when their A and B blocks would outgrow the bytes acc_set_reduce_bytes sets (core.acc: a quarter
- * of the L2), since every register tile of the target block sweeps all the products of a call. */
+ * when their A and B blocks would outgrow the bytes acc_set_reduce_bytes sets (core.acc passes
+ * core.smm's reduce_bytes(), a quarter of the L2), since every register tile of the target block
+ * sweeps all the products of a call. */
 #define ACC_PIECE 256
 void acc_set_reduce_bytes(int64_t bytes);
 
