@@ -682,3 +682,40 @@ def test_adder_update_kernels_every_beta(rng, target, dtype):
                 used = cf[:((nb - 1) // 2 + 1) * m * n]
                 assert np.max(np.abs(used - want[:used.size])) <= 10 * tol * max(1.0, np.max(np.abs(want))), \
                     ("index", m, n, k, beta, nb)
+
+
+TEAM_CHILD = r"""
+import numpy as np
+from core import smm
+rng = np.random.default_rng(5)
+m, n, k, nb = 7, 6, 5, 101
+a = rng.integers(-3, 4, (nb, m, k)).astype(float)
+b = rng.integers(-3, 4, (nb, k, n)).astype(float)
+c = np.zeros((nb, m, n))
+smm.gemm_batch(a, b, c, threads=2)
+assert np.array_equal(c, a @ b), "strided"
+af, bf = a.reshape(-1), b.reshape(-1)
+ia, ib = np.arange(nb) * (m * k), np.arange(nb) * (k * n)
+ref = np.zeros(nb * m * n)
+smm.gemm_batch(af, bf, ref, a_index=ia, b_index=ib, c_index=np.arange(nb) * (m * n), m=m, n=n, k=k, threads=1)
+for kw in ({"distinct_c": True}, {"sync": "locks"}):
+    c = np.zeros(nb * m * n)
+    smm.gemm_batch(af, bf, c, a_index=ia, b_index=ib, c_index=np.arange(nb) * (m * n), m=m, n=n, k=k,
+                   threads=2, **kw)
+    assert np.array_equal(c, ref), kw
+print("OK")
+"""
+
+
+@pytest.mark.parametrize("limit", ["1", "2"])
+def test_team_smaller_than_asked_covers_every_entry(limit):
+    """The threads split a batch by the team OpenMP gives: with OMP_THREAD_LIMIT=1 a call asking for
+    2 threads gets one, which must still run every entry (strided, distinct index, locked)."""
+    import os
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, OMP_THREAD_LIMIT=limit,
+               PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run([sys.executable, "-c", TEAM_CHILD], capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0 and proc.stdout.strip() == "OK", proc.stderr[-2000:]
