@@ -57,6 +57,9 @@ cdef extern from "smm_kernel.h" nogil:
 
 cdef int _PROCESS_ISA = _cpu.target_id()
 cdef int64_t _L1_BYTES = _cpu.cache_bytes(1)
+# Sequential streams (a strided batch, an index stack laid out in order) prefetch the next product
+# in software only when one product's operands exceed half of L1 (see _PREFETCH).
+cdef int64_t _SEQ_PF_BYTES = _L1_BYTES // 2
 cdef int64_t _L2_BYTES = _cpu.cache_bytes(2)
 cdef int64_t INT32_MAX_ = 2147483647
 # Entries of one C gathered per batch-reduce call (pointer arrays on the stack).
@@ -72,9 +75,11 @@ _DTYPES = {np.dtype(np.float64): SMM_F64, np.dtype(np.float32): SMM_F32}
 _DTYPE_NAMES = {"f64": np.float64, "f32": np.float32, "double": np.float64, "float": np.float32}
 # "auto" (-1): batches prefetch the next entry's operands in the index form (blocks gathered from
 # anywhere) when the blocks they can touch exceed a core's L2; in the strided form (sequential
-# streams the hardware prefetchers follow) only when one product's operands outgrow L1, so that the
-# next product's cannot be there already (streamed, 1 thread: 40^3 +7 %, 56^3 +31 %, 64^3 +10 %,
-# 100^3 +16 %; 32^3 -10 %, 13^3 -30 %; cached 32^3-100^3 within 1 %).
+# streams the hardware prefetchers follow) only when one product's operands exceed half of L1
+# (streamed, 1 thread: 40^3 +7 %, 56^3 +31 %, 64^3 +10 %, 100^3 +16 %; 13^3 -30 %, 20^3 -23 %;
+# cached 32^3-100^3 within 1 %). Since the kernels prefetch every line of the next C, not only each
+# column's first, that pays from 26^3-28^3 on (1 thread: 32^3 +3-6 %, 28^3 +3-4 %, 26^3 and 23^3
+# even); before, from about 40^3 (whole L1: 32^3 -10 % then).
 _PREFETCH = {"none": 0, "auto": -1, "next": 1, "al2bl2_via_c": 1, "al2": 1, "bl2_via_c": 1}
 
 
@@ -635,7 +640,7 @@ cdef void _run_entries(const smm_kernel *kp, char *a, char *b, char *c, int64_t 
         span_a = <int64_t>kp.desc.lda * (kp.desc.m if kp.desc.trans_a else kp.desc.k) * item
         span_b = <int64_t>kp.desc.ldb * (kp.desc.k if kp.desc.trans_b else kp.desc.n) * item
         seq_pf = (<int64_t>kp.desc.m * kp.desc.k + <int64_t>kp.desc.k * kp.desc.n
-                  + <int64_t>kp.desc.m * kp.desc.n) * item > _L1_BYTES
+                  + <int64_t>kp.desc.m * kp.desc.n) * item > _SEQ_PF_BYTES
     while e < e1:
         g = order[e] if order != NULL else e
         oc = _offset(ic, sc, base, g)
@@ -1058,7 +1063,7 @@ cdef object _gemm_batch_strided(a, b, c, dt, double alpha, double beta, bint ta,
     cdef int dtype_id = SMM_F64 if type_num == cnp.NPY_DOUBLE else SMM_F32
     cdef int64_t item = cnp.PyArray_ITEMSIZE(<cnp.ndarray>c)
     if pf < 0:  # "auto": see _PREFETCH
-        pf = 1 if (mm * ka + ka * nn + mm * nn) * item > _L1_BYTES else 0
+        pf = 1 if (mm * ka + ka * nn + mm * nn) * item > _SEQ_PF_BYTES else 0
     if C.col:
         kp = _lookup(mm, nn, ka, A.ld, B.ld, C.ld, alpha, beta, dtype_id, ta ^ (not A.col), tb ^ (not B.col), pf, isa)
         p1 = A.ptr; p2 = B.ptr; s1 = A.stride; s2 = B.stride

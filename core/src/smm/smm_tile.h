@@ -106,9 +106,14 @@ SMM_ALWAYS TGT void PFX(tile)(const int MV, const int NR, const int FULLK, const
 #undef SMM_TILE_STEP
   }
 
+  /* The next product's C, this tile's part of it: every line of each column (the first line
+   * alone left the other lines of a 32-row tile to be fetched on demand at that tile's end;
+   * streamed 64^3, 1 thread, C harness: 43.5 -> 49.0 GFLOP/s). */
   if (pc)
 #pragma GCC unroll 32
-    for (int q = 0; q < NR; ++q) PREFETCH_L2(pc + i0 + (j0 + q) * ldc);
+    for (int q = 0; q < NR; ++q)
+#pragma GCC unroll 8
+      for (int64_t r = 0; r < (int64_t)MV * L; r += line) PREFETCH_L2(pc + i0 + r + (j0 + q) * ldc);
   /* C := alpha*acc (+ beta*C). alpha == 1 (the common case) skips the multiply (acc * 1 is exact);
    * fusing beta == 1 rounds exactly as an addition would; beta == 0 never reads C. */
   if (alpha != (T)1) {
