@@ -227,16 +227,71 @@ cdef int otrans_c(const void *inp, void *out, int elemsize, int isa, int64_t m, 
         pi = _min(_to_line(inp, es, bi), m)
     if bo:
         pj = _min(_to_line(out, es, bo), n)
-    if pi > 0:
-        _otrans_run(k, src, dst, pi, n, ldi, ldo, tm, tn, nthreads, 0)
-    if pj > 0 and m > pi:
-        _otrans_run(k, src + pi * es, dst + pi * ldo * es, m - pi, pj, ldi, ldo, tm, tn, nthreads, 0)
+    # The rows (columns) past the last whole register block go apart too, with the peeled ones, so
+    # that the main part runs whole blocks only.
+    cdef int64_t ti = (m - pi) % k.block_m, tj = (n - pj) % k.block_n
+    _otrans_border(k, src, dst, m, n, ldi, ldo, pi, ti, pj, tj, nthreads)
     if streaming and m * n * es >= _PREFETCH_BYTES:
         streaming = 2
-    if m > pi and n > pj:
-        _otrans_run(k, src + (pj * ldi + pi) * es, dst + (pi * ldo + pj) * es, m - pi, n - pj, ldi, ldo,
-                    tm, tn, nthreads, streaming)
+    if m - ti > pi and n - tj > pj:
+        _otrans_run(k, src + (pj * ldi + pi) * es, dst + (pi * ldo + pj) * es, m - pi - ti, n - pj - tj,
+                    ldi, ldo, tm, tn, nthreads, streaming)
     return 0
+
+
+cdef enum:
+    BORDER_CHUNK = 256
+
+
+cdef void _otrans_border(const smm_trans_kernels *k, const char *src, char *dst, int64_t m, int64_t n,
+                         int64_t ldi, int64_t ldo, int64_t pi, int64_t ti, int64_t pj, int64_t tj,
+                         int nthreads) noexcept nogil:
+    """The border of an out-of-place transpose: the first pi and last ti rows of every column, then
+    the first pj and last tj columns of the rows between. Done in chunks of BORDER_CHUNK columns
+    (rows) whose two parts run back to back: in a contiguous matrix one column's last rows share a
+    line with the next column's first rows, and an output row's last columns with the next row's
+    first ones, so each such line is then read (written) once, not once per part at two distant
+    times; and the border takes two parallel regions, not three, with no partial blocks left in the
+    main part. 16-byte-aligned numpy arrays (peels of 6 rows and columns), % of the copy, before ->
+    after: 1000^2 f64 in cache, 2 threads, 47-56 -> 54-65 %; 700^2 51-54 -> 54-74 %; 2000^2
+    (streaming) 80-84 -> 91-97 %; 4096^2 even (1 thread 85-91 -> 89-92 %)."""
+    cdef int64_t nc, c, r0 = pi, r1 = m - ti
+    if pi > 0 or ti > 0:
+        nc = (n + BORDER_CHUNK - 1) // BORDER_CHUNK
+        if nthreads > 1 and nc > 1:
+            for c in prange(nc, num_threads=nthreads, schedule="static"):
+                _border_rows(k, src, dst, m, n, ldi, ldo, pi, ti, c)
+        else:
+            for c in range(nc):
+                _border_rows(k, src, dst, m, n, ldi, ldo, pi, ti, c)
+    if (pj > 0 or tj > 0) and r1 > r0:
+        nc = (r1 - r0 + BORDER_CHUNK - 1) // BORDER_CHUNK
+        if nthreads > 1 and nc > 1:
+            for c in prange(nc, num_threads=nthreads, schedule="static"):
+                _border_cols(k, src, dst, r0, r1, n, ldi, ldo, pj, tj, c)
+        else:
+            for c in range(nc):
+                _border_cols(k, src, dst, r0, r1, n, ldi, ldo, pj, tj, c)
+
+
+cdef inline void _border_rows(const smm_trans_kernels *k, const char *src, char *dst, int64_t m, int64_t n,
+                              int64_t ldi, int64_t ldo, int64_t pi, int64_t ti, int64_t c) noexcept nogil:
+    """Columns [c0, c0 + w) of chunk c: their first pi rows, then their last ti rows."""
+    cdef int64_t es = k.elemsize, c0 = c * BORDER_CHUNK, w = _min(BORDER_CHUNK, n - c * BORDER_CHUNK)
+    if pi > 0:
+        k.otrans(src + c0 * ldi * es, dst + c0 * es, pi, w, ldi, ldo, pi, w, 0)
+    if ti > 0:
+        k.otrans(src + (c0 * ldi + m - ti) * es, dst + ((m - ti) * ldo + c0) * es, ti, w, ldi, ldo, ti, w, 0)
+
+
+cdef inline void _border_cols(const smm_trans_kernels *k, const char *src, char *dst, int64_t r0, int64_t r1,
+                              int64_t n, int64_t ldi, int64_t ldo, int64_t pj, int64_t tj, int64_t c) noexcept nogil:
+    """Rows [i0, i0 + h) of chunk c (within [r0, r1)): their first pj columns, then their last tj."""
+    cdef int64_t es = k.elemsize, i0 = r0 + c * BORDER_CHUNK, h = _min(BORDER_CHUNK, r1 - r0 - c * BORDER_CHUNK)
+    if pj > 0:
+        k.otrans(src + i0 * es, dst + i0 * ldo * es, h, pj, ldi, ldo, h, pj, 0)
+    if tj > 0:
+        k.otrans(src + ((n - tj) * ldi + i0) * es, dst + (i0 * ldo + n - tj) * es, h, tj, ldi, ldo, h, tj, 0)
 
 
 cdef inline void _itrans_tile_row(const smm_trans_kernels *k, char *a, int64_t n, int64_t ld, int64_t tile,

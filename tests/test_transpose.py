@@ -147,6 +147,31 @@ def test_row_and_column_peels_for_aligned_blocks(target, dtype, in_offset, out_o
     np.testing.assert_array_equal(view.reshape(ldi, ldi), want)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.complex128])
+@pytest.mark.parametrize("offset", [0, 2, 5])
+@pytest.mark.parametrize("pad", [0, 1])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_border_in_several_chunks(dtype, offset, pad, threads, rng):
+    # Matrices wide and tall enough for the border (peeled first rows and columns, and the rows and
+    # columns past the last register block) to run in several chunks, over threads: contiguous
+    # (pad 0, where a column's last rows share a line with the next column's first ones) or padded.
+    es = np.dtype(dtype).itemsize
+    per = 64 // es
+    m, n = 37 * per, 41 * per  # whole lines: the peel is in play for every offset but 0
+    ldi, ldo = m + pad * per, n + pad * per
+    m, n = m - 3 if pad else m, n - 5 if pad else n  # padded: also rows and columns past the last block
+    base_in = _random(ldi * n + 8, dtype, rng)
+    a = base_in[offset:offset + ldi * n]
+    base_out = np.full(ldo * m + 8, -7, dtype)
+    out = base_out[offset:offset + ldo * m]
+    for streaming in (False, True):
+        out[:] = -7
+        tr.transpose(a, out, m=m, n=n, ldi=ldi, ldo=ldo, threads=threads, streaming=streaming)
+        want = _flat_reference(a, m, n, ldi, ldo, np.full(ldo * m, -7, dtype))
+        np.testing.assert_array_equal(out, want)
+    assert np.all(base_out[:offset] == -7) and np.all(base_out[offset + ldo * m:] == -7)
+
+
 @pytest.fixture
 def prefetch_from(request):
     """Sets the input size from which streaming transposes prefetch (restored afterwards)."""
