@@ -75,7 +75,8 @@ _DTYPES = {np.dtype(np.float64): SMM_F64, np.dtype(np.float32): SMM_F32}
 _DTYPE_NAMES = {"f64": np.float64, "f32": np.float32, "double": np.float64, "float": np.float32}
 # "auto" (-1): batches prefetch the next entry's operands in the index form (blocks gathered from
 # anywhere) when the blocks they can touch exceed a core's L2; in the strided form (sequential
-# streams the hardware prefetchers follow) only when one product's operands exceed half of L1
+# streams the hardware prefetchers follow) only when one product's operands exceed half of L1 and
+# the batch does not sit in the threads' L2 already
 # (streamed, 1 thread: 40^3 +7 %, 56^3 +31 %, 64^3 +10 %, 100^3 +16 %; 13^3 -30 %, 20^3 -23 %;
 # cached 32^3-100^3 within 1 %). Since the kernels prefetch every line of the next C, not only each
 # column's first, that pays from 26^3-28^3 on (1 thread: 32^3 +3-6 %, 28^3 +3-4 %, 26^3 and 23^3
@@ -1062,7 +1063,8 @@ cdef object _gemm_batch_strided(a, b, c, dt, double alpha, double beta, bint ta,
     cdef int64_t s1, s2
     cdef int dtype_id = SMM_F64 if type_num == cnp.NPY_DOUBLE else SMM_F32
     cdef int64_t item = cnp.PyArray_ITEMSIZE(<cnp.ndarray>c)
-    if pf < 0:  # "auto": see _PREFETCH
+    cdef bint auto = pf < 0
+    if auto:  # see _PREFETCH
         pf = 1 if (mm * ka + ka * nn + mm * nn) * item > _SEQ_PF_BYTES else 0
     if C.col:
         kp = _lookup(mm, nn, ka, A.ld, B.ld, C.ld, alpha, beta, dtype_id, ta ^ (not A.col), tb ^ (not B.col), pf, isa)
@@ -1076,10 +1078,11 @@ cdef object _gemm_batch_strided(a, b, c, dt, double alpha, double beta, bint ta,
     cdef int64_t work = <int64_t>flops if flops < 4.6e18 else (<int64_t>1 << 62)
     cdef int nt = threads_for_work(nthreads, work, BATCH_GRAIN) if explicit == 0 else nthreads
     cdef int64_t b1 = s1 * item, b2 = s2 * item, bc = sc * item
-    cdef bint pref = pf != 0
     cdef bint fits = _fits_cache(<double>item * (<double>(nb if A.stride else 1) * mm * ka
                                                  + <double>(nb if B.stride else 1) * ka * nn
                                                  + <double>nb * mm * nn), nt)
+    # "auto" does not prefetch a batch that sits in the threads' L2: the next product is there already.
+    cdef bint pref = pf != 0 and not (auto and fits)
     global _last_cached
     _last_cached = fits
     with nogil:
