@@ -46,7 +46,10 @@ SMM_ALWAYS TGT void PFX(tile)(const int MV, const int NR, const int FULLK, const
   /* The next product's operands go to L2 while this tile computes, spread over its k steps so
    * that the prefetches never queue up in front of the tile's own loads: this tile's rows of A
    * (the first column block fetches them, one column per step) and its columns of B (the first
-   * row block, one line of each column every `line` steps). L2, not L1 (prefetcht1, not t0): in
+   * row block, one line of each column every `line` steps). A column that starts off the line grid
+   * (23 rows of f64: 184 bytes over 4 lines) has one line more than a request every `line`
+   * elements reaches: its last element is requested too (gathered blocks, 1 thread, C harness:
+   * 23^3 33 -> 37-38, 13^3 19-20 -> 21-23 GFLOP/s). L2, not L1 (prefetcht1, not t0): in
    * L1 they evicted the lines the rest of this product still reads (gathered blocks, 1 thread:
    * 23^3 26 -> 35, 32^3 32 -> 41, 64^3 43 -> 46 GFLOP/s; streamed 64^3 38 -> 42). C of this
    * product, read at the end of the tile, still comes to L1 (cpf). */
@@ -65,12 +68,16 @@ SMM_ALWAYS TGT void PFX(tile)(const int MV, const int NR, const int FULLK, const
       _Pragma("GCC unroll 8") for (int r = 0; r < MV; ++r)                           \
         av[r] = (MASKED && r == MV - 1) ? VLOADM(ap + r * L + (p) * lda, mask)   \
                                            : VLOAD(ap + r * L + (p) * lda);          \
-      if (PF && pfa)                                                                 \
+      if (PF && pfa) {                                                               \
         _Pragma("GCC unroll 8") for (int64_t r = 0; r < (int64_t)MV * L; r += line)  \
           PREFETCH_L2(na + i0 + r + (p) * lda);                                      \
-      if (PF && pfb && (TB || (p) % line == 0))                                      \
+        PREFETCH_L2(na + i0 + (MV * L - 1) + (p) * lda);                             \
+      }                                                                              \
+      if (PF && pfb && (TB || (p) % line == 0 || (p) == k - 1)) {                    \
         _Pragma("GCC unroll 32") for (int q = 0; q < NR; q += (TB ? (int)line : 1))  \
           PREFETCH_L2(TB ? nb + j0 + q + (p) * ldb : nb + (p) + (j0 + q) * ldb);     \
+        if (TB) PREFETCH_L2(nb + j0 + (NR - 1) + (p) * ldb);                         \
+      }                                                                              \
       if (cpf && (p) < NR) {                                                         \
         _Pragma("GCC unroll 8") for (int r = 0; r < MV; ++r)                         \
           PREFETCH_L1(c + i0 + r * L + (j0 + (p)) * ldc);                            \
@@ -111,9 +118,11 @@ SMM_ALWAYS TGT void PFX(tile)(const int MV, const int NR, const int FULLK, const
    * streamed 64^3, 1 thread, C harness: 43.5 -> 49.0 GFLOP/s). */
   if (pc)
 #pragma GCC unroll 32
-    for (int q = 0; q < NR; ++q)
+    for (int q = 0; q < NR; ++q) {
 #pragma GCC unroll 8
       for (int64_t r = 0; r < (int64_t)MV * L; r += line) PREFETCH_L2(pc + i0 + r + (j0 + q) * ldc);
+      PREFETCH_L2(pc + i0 + (MV * L - 1) + (j0 + q) * ldc);
+    }
   /* C := alpha*acc (+ beta*C). alpha == 1 (the common case) skips the multiply (acc * 1 is exact);
    * fusing beta == 1 rounds exactly as an addition would; beta == 0 never reads C. */
   if (alpha != (T)1) {
