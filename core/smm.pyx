@@ -76,11 +76,11 @@ _DTYPE_NAMES = {"f64": np.float64, "f32": np.float32, "double": np.float64, "flo
 # "auto" (-1): batches prefetch the next entry's operands in the index form (blocks gathered from
 # anywhere) when the blocks they can touch exceed a core's L2; in the strided form (sequential
 # streams the hardware prefetchers follow) only when one product's operands exceed half of L1 and
-# the batch does not sit in the threads' L2 already
-# (streamed, 1 thread: 40^3 +7 %, 56^3 +31 %, 64^3 +10 %, 100^3 +16 %; 13^3 -30 %, 20^3 -23 %;
-# cached 32^3-100^3 within 1 %). Since the kernels prefetch every line of the next C, not only each
-# column's first, that pays from 26^3-28^3 on (1 thread: 32^3 +3-6 %, 28^3 +3-4 %, 26^3 and 23^3
-# even); before, from about 40^3 (whole L1: 32^3 -10 % then).
+# the batch does not sit in the threads' L2 already (streamed, 1 thread: 40^3 +7 %, 56^3 +31 %,
+# 64^3 +10 %, 100^3 +16 %; 13^3 -30 %, 20^3 -23 %; cached 32^3-100^3 within 1 %). Since the
+# kernels prefetch every line of the next C, not only each column's first, that pays from
+# 26^3-28^3 on (1 thread: 32^3 +3-6 %, 28^3 +3-4 %, 26^3 and 23^3 even); before, from about 40^3
+# (the whole of L1: 32^3 -10 % then).
 _PREFETCH = {"none": 0, "auto": -1, "next": 1, "al2bl2_via_c": 1, "al2": 1, "bl2_via_c": 1}
 
 
