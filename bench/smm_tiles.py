@@ -90,7 +90,7 @@ def kernels_source(isa, dtype, shapes, tiles):
            "{ PFX(entry)(MV, NR, FULL, 0, M, N, K, M, K, M, kern, a, b, c, count, pa, pb, pc); }"]
     names = []
     for m, n, k in shapes:
-        full = int(k <= gen.MAX_FULL_K and m * n <= gen.MAX_FULL_MN)
+        full = int(gen.full_unroll(isa, dtype, m, n, k))
         for mv, nr in tiles:
             out.append(f"SCAN({mv}, {nr}, {full}, {m}, {n}, {k})")
             names.append((m, n, k, mv, nr, f"smm_{isa}_{dtype}_scan_{mv}_{nr}_{m}_{n}_{k}"))

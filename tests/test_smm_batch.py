@@ -590,9 +590,10 @@ def test_index_prefetch_on_sequential_and_gathered_blocks(target, ta, tb, rng):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_strided_form_of_the_smallest_kernels(rng, target, dtype):
     """Specialised shapes up to m*n*k = 512 run a strided batch in one kernel call (the loop inside
-    the kernel), and from 2000 to 13824 (13^3 to 24^3) do so for batches that fit in cache: the
-    same bits as one call per product (prefetch='next' takes that path), and numpy's result, for
-    both regimes, alpha/beta edge cases, transposes, orders and thread counts."""
+    the kernel), and from 2000 to 13824 (13^3 to 24^3; on the AVX2 code from 513 on) do so for
+    batches that fit in cache: the same bits as one call per product (prefetch='next' takes that
+    path), and numpy's result, for both regimes, alpha/beta edge cases, transposes, orders and
+    thread counts."""
     small = [(1, 1, 1), (2, 2, 2), (3, 3, 3), (4, 4, 4), (5, 5, 5), (7, 7, 7), (8, 8, 8)]
     for s in small:
         assert smm.dispatch(*s, dtype=dtype, target=target).strided, s
@@ -600,13 +601,16 @@ def test_strided_form_of_the_smallest_kernels(rng, target, dtype):
     for s in [(13, 13, 13), (16, 16, 16), (23, 23, 23), (5, 25, 25), (24, 24, 24)]:   # cached batches only
         assert not smm.dispatch(*s, dtype=dtype, target=target).strided, s
         assert smm.dispatch(*s, dtype=dtype, target=target).cached_variant["strided"], s
-    for s in [(9, 9, 9), (26, 26, 26)]:   # outside [2000, 13824]
+    for s in [(9, 9, 9), (10, 10, 8), (12, 12, 12)]:   # in [513, 2000): on the AVX2 code only
+        cv = smm.dispatch(*s, dtype=dtype, target=target).cached_variant
+        assert cv["strided"] == (cv["code_target"] == "avx2"), (s, cv)
+    for s in [(26, 26, 26), (64, 64, 64)]:   # above 13824
         assert not smm.dispatch(*s, dtype=dtype, target=target).cached_variant["strided"], s
     assert not smm.dispatch(4, 4, 4, dtype=dtype, target=target, lda=5).strided       # not tight
     tol = 1e-12 if dtype == np.float64 else 1e-5
     l2 = cpu.cache_bytes(2)
     for m, n, k in [(4, 4, 4), (5, 5, 5), (3, 3, 3), (8, 8, 8), (1, 1, 1), (16, 16, 16), (13, 13, 13),
-                    (5, 25, 25), (23, 23, 23)]:
+                    (5, 25, 25), (23, 23, 23), (9, 9, 9), (5, 25, 5)]:
         per = (m * k + k * n + m * n) * np.dtype(dtype).itemsize
         for nb in (0, 1, 37, 3 * l2 // per + 5):  # the last is beyond L2: the general variant
             for alpha, beta, ta, tb, order in [(1.0, 1.0, False, False, "F"), (2.5, -0.5, True, False, "F"),
