@@ -23,4 +23,5 @@
 #define VSET1(s) _mm256_set1_ps(s)
 #define MKMASK(n) _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0))
 #define PREFETCH_L1(p) _mm_prefetch((const char *)(p), _MM_HINT_T0)
+#define SMM_MASKED_LEAN 1 /* smm_tile.h: masked tiles' k loops not unrolled */
 #define PREFETCH_L2(p) _mm_prefetch((const char *)(p), _MM_HINT_T1)

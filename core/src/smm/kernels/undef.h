@@ -20,3 +20,4 @@
 #undef MKMASK
 #undef PREFETCH_L1
 #undef PREFETCH_L2
+#undef SMM_MASKED_LEAN
