@@ -234,32 +234,37 @@ cdef class Kernel:
 
 
 cdef char *_operand_ptr(str name, object x, object dtype, int64_t rows, int64_t cols, int64_t ld, bint write) except NULL:
-    """Checks one column-major operand of a Kernel call and returns its data pointer."""
-    if not isinstance(x, np.ndarray):
+    """Checks one column-major operand of a Kernel call and returns its data pointer (numpy's C
+    API only: kernels are called in loops)."""
+    if not cnp.PyArray_Check(x):
         raise TypeError(f"{name} must be a numpy.ndarray, got {type(x).__name__}")
     cdef cnp.ndarray arr = <cnp.ndarray>x
-    if arr.dtype != dtype:
+    if <object>cnp.PyArray_DESCR(arr) is not dtype and arr.dtype != dtype:
         raise TypeError(f"{name} has dtype {arr.dtype}, the kernel expects {dtype}")
-    if write and not arr.flags.writeable:
+    cdef int flags = cnp.PyArray_FLAGS(arr)
+    if write and not flags & cnp.NPY_ARRAY_WRITEABLE:
         raise ValueError(f"{name} is read-only")
-    if not arr.flags.aligned:
+    if not flags & cnp.NPY_ARRAY_ALIGNED:
         raise ValueError(f"{name} is not aligned to its element size")
-    cdef int64_t item = arr.itemsize
+    cdef int64_t item = cnp.PyArray_ITEMSIZE(arr)
     cdef int64_t need = ld * (cols - 1) + rows
-    if arr.ndim == 1:
-        if not arr.flags.c_contiguous:
+    cdef int nd = cnp.PyArray_NDIM(arr)
+    cdef cnp.npy_intp *dims = cnp.PyArray_DIMS(arr)
+    cdef cnp.npy_intp *strides = cnp.PyArray_STRIDES(arr)
+    if nd == 1:
+        if not flags & cnp.NPY_ARRAY_C_CONTIGUOUS:
             raise ValueError(f"{name}: a 1-D buffer must be contiguous")
-        if arr.shape[0] < need:
+        if dims[0] < need:
             raise ValueError(f"{name} holds {x.shape[0]} elements, the kernel needs {need} "
                              f"({rows}x{cols} with leading dimension {ld})")
-    elif arr.ndim == 2:
-        if arr.shape[0] != rows or arr.shape[1] != cols:
+    elif nd == 2:
+        if dims[0] != rows or dims[1] != cols:
             raise ValueError(f"{name} has shape {x.shape}, the kernel expects ({rows}, {cols}) column-major")
-        if (rows > 1 and arr.strides[0] != item) or (cols > 1 and arr.strides[1] != ld * item):
+        if (rows > 1 and strides[0] != item) or (cols > 1 and strides[1] != ld * item):
             raise ValueError(f"{name} must be column-major with leading dimension {ld} "
                              f"(strides {(item, ld * item)}), got strides {x.strides}")
     else:
-        raise ValueError(f"{name} must be 1-D or 2-D, got {arr.ndim}-D")
+        raise ValueError(f"{name} must be 1-D or 2-D, got {nd}-D")
     return <char *>cnp.PyArray_DATA(arr)
 
 
@@ -442,49 +447,59 @@ if _config.verbose() >= 1:
 # ---------------------------------------------------------------------------------------------
 # gemm: one product on numpy arrays of any memory order
 
-cdef class _Layout:
-    """A 2-D operand as a column-major matrix: data pointer, leading dimension, and whether the
-    memory holds the array (col=True) or its transpose (col=False, i.e. a row-major array)."""
-    cdef char *ptr
-    cdef int64_t ld
-    cdef bint col
+ctypedef struct _Layout:
+    char *ptr        # data pointer
+    int64_t ld       # leading dimension in column-major terms
+    bint col         # True: the memory holds the matrix column-major (Fortran order)
 
 
-cdef _Layout _layout(str name, cnp.ndarray x):
-    return _layout_of(name, <char *>cnp.PyArray_DATA(x), x.shape[0], x.shape[1], x.strides[0], x.strides[1],
-                      x.itemsize)
-
-
-cdef _Layout _layout_of(str name, char *ptr, int64_t rows, int64_t cols, int64_t s0, int64_t s1, int64_t item):
-    cdef _Layout L = _Layout.__new__(_Layout)
-    L.ptr = ptr
+cdef inline bint _col_layout(int64_t rows, int64_t cols, int64_t s0, int64_t s1, int64_t item,
+                             bint *col, int64_t *ld) noexcept:
+    """A rows x cols matrix with byte strides (s0, s1) as a column-major one: False when neither
+    axis is unit-stride (or the other stride is too short); else *col (the memory holds the
+    matrix, not its transpose) and *ld."""
     if (rows == 1 or s0 == item) and s1 > 0 and s1 % item == 0 and (cols == 1 or s1 // item >= rows):
-        L.col = True
-        L.ld = s1 // item if cols > 1 else max(rows, 1)
+        col[0] = True
+        ld[0] = s1 // item if cols > 1 else (rows if rows > 1 else 1)
     elif (cols == 1 or s1 == item) and s0 > 0 and s0 % item == 0 and (rows == 1 or s0 // item >= cols):
-        L.col = False
-        L.ld = s0 // item if rows > 1 else max(cols, 1)
+        col[0] = False
+        ld[0] = s0 // item if rows > 1 else (cols if cols > 1 else 1)
     elif rows == 1 and cols == 1:
-        L.col = True
-        L.ld = 1
+        col[0] = True
+        ld[0] = 1
     else:
-        return None
+        return False
+    return True
+
+
+cdef bint _layout(str name, cnp.ndarray x, _Layout *L) except -1:
+    """A non-empty 2-D operand as a column-major matrix into L; False if it has no unit-stride axis."""
+    cdef cnp.npy_intp *dims = cnp.PyArray_DIMS(x)
+    cdef cnp.npy_intp *strides = cnp.PyArray_STRIDES(x)
+    L.ptr = <char *>cnp.PyArray_DATA(x)
+    if not _col_layout(dims[0], dims[1], strides[0], strides[1], cnp.PyArray_ITEMSIZE(x), &L.col, &L.ld):
+        return False
     if L.ld > INT32_MAX_:
         raise ValueError(f"{name}: leading dimension {L.ld} is too large")
-    return L
+    return True
 
 
-def _check_matrix(name, x, dt, write=False, ndim=2):
-    if not isinstance(x, np.ndarray):
+cdef int _check_matrix(str name, object x, int type_num, bint write) except -1:
+    """A 2-D operand of gemm, checked through numpy's C API (gemm is called in loops)."""
+    if not cnp.PyArray_Check(x):
         raise TypeError(f"{name} must be a numpy.ndarray, got {type(x).__name__}")
-    if x.dtype != dt:
-        raise TypeError(f"{name} has dtype {x.dtype}, expected {dt} (all operands must share one dtype)")
-    if x.ndim != ndim:
-        raise ValueError(f"{name} must be {ndim}-D, got shape {x.shape}")
-    if not x.flags.aligned:
+    cdef cnp.ndarray arr = <cnp.ndarray>x
+    if cnp.PyArray_TYPE(arr) != type_num or not cnp.PyArray_ISNOTSWAPPED(arr):
+        raise TypeError(f"{name} has dtype {x.dtype}, expected {np.dtype(cnp.PyArray_DescrFromType(type_num))} "
+                        f"(all operands must share one dtype)")
+    if cnp.PyArray_NDIM(arr) != 2:
+        raise ValueError(f"{name} must be 2-D, got shape {x.shape}")
+    cdef int flags = cnp.PyArray_FLAGS(arr)
+    if not flags & cnp.NPY_ARRAY_ALIGNED:
         raise ValueError(f"{name} is not aligned to its element size")
-    if write and not x.flags.writeable:
+    if write and not flags & cnp.NPY_ARRAY_WRITEABLE:
         raise ValueError(f"{name} is read-only")
+    return 0
 
 
 cdef object _common_dtype(a, b, c):
@@ -504,20 +519,24 @@ def gemm(a, b, c, alpha=1.0, beta=1.0, trans_a=False, trans_b=False, *, target=N
     operand with no unit-stride axis is copied (A, B) or computed through a temporary (C).
     """
     dt = _common_dtype(a, b, c)
-    _check_matrix("a", a, dt)
-    _check_matrix("b", b, dt)
-    _check_matrix("c", c, dt, write=True)
-    ta = _as_flag("trans_a", trans_a)
-    tb = _as_flag("trans_b", trans_b)
-    m, ka = (a.shape[1], a.shape[0]) if ta else (a.shape[0], a.shape[1])
-    kb, n = (b.shape[1], b.shape[0]) if tb else (b.shape[0], b.shape[1])
+    cdef int tn = cnp.PyArray_TYPE(<cnp.ndarray>c)
+    _check_matrix("a", a, tn, False)
+    _check_matrix("b", b, tn, False)
+    _check_matrix("c", c, tn, True)
+    cdef bint ta = _as_flag("trans_a", trans_a)
+    cdef bint tb = _as_flag("trans_b", trans_b)
+    cdef cnp.npy_intp *da = cnp.PyArray_DIMS(<cnp.ndarray>a)
+    cdef cnp.npy_intp *db = cnp.PyArray_DIMS(<cnp.ndarray>b)
+    cdef cnp.npy_intp *dc = cnp.PyArray_DIMS(<cnp.ndarray>c)
+    cdef int64_t m = da[1] if ta else da[0], ka = da[0] if ta else da[1]
+    cdef int64_t kb = db[1] if tb else db[0], n = db[0] if tb else db[1]
     if ka != kb:
         raise ValueError(f"a and b do not conform: op(a) is {m}x{ka}, op(b) is {kb}x{n}")
-    if c.shape != (m, n):
+    if dc[0] != m or dc[1] != n:
         raise ValueError(f"c has shape {c.shape}, op(a) @ op(b) has shape ({m}, {n})")
     alpha = _as_scalar("alpha", alpha)
     beta = _as_scalar("beta", beta)
-    isa = _isa_id(target)
+    cdef int isa = _isa_id(target)
     _check_no_overlap(a, b, c)
     if m == 0 or n == 0:
         return c
@@ -526,13 +545,14 @@ def gemm(a, b, c, alpha=1.0, beta=1.0, trans_a=False, trans_b=False, *, target=N
         if beta == 0.0:
             c[...] = 0
         return c
-    _as_size("m", m); _as_size("n", n); _as_size("k", ka)
-    cdef _Layout La = _layout("a", a), Lb = _layout("b", b), Lc = _layout("c", c)
-    if La is None:
-        a = np.asfortranarray(a); La = _layout("a", a)
-    if Lb is None:
-        b = np.asfortranarray(b); Lb = _layout("b", b)
-    if Lc is None:
+    if m > INT32_MAX_ or n > INT32_MAX_ or ka > INT32_MAX_:
+        _as_size("m", m); _as_size("n", n); _as_size("k", ka)
+    cdef _Layout La, Lb, Lc
+    if not _layout("a", a, &La):
+        a = np.asfortranarray(a); _layout("a", a, &La)
+    if not _layout("b", b, &Lb):
+        b = np.asfortranarray(b); _layout("b", b, &Lb)
+    if not _layout("c", c, &Lc):
         tmp = np.asfortranarray(c)
         gemm(a, b, tmp, alpha, beta, ta, tb, target=target)
         c[...] = tmp
@@ -945,16 +965,7 @@ cdef int _stack_layout(str name, object x, int type_num, int64_t nbatch, bint wr
     else:
         s0 = strides[nd - 2]
         s1 = strides[nd - 1]
-    if (rows == 1 or s0 == item) and s1 > 0 and s1 % item == 0 and (cols == 1 or s1 // item >= rows):
-        S.col = True
-        S.ld = s1 // item if cols > 1 else (rows if rows > 1 else 1)
-    elif (cols == 1 or s1 == item) and s0 > 0 and s0 % item == 0 and (rows == 1 or s0 // item >= cols):
-        S.col = False
-        S.ld = s0 // item if rows > 1 else (cols if cols > 1 else 1)
-    elif rows == 1 and cols == 1:
-        S.col = True
-        S.ld = 1
-    else:
+    if not _col_layout(rows, cols, s0, s1, item, &S.col, &S.ld):
         raise ValueError(f"{name}: each matrix needs one unit-stride axis (C or Fortran order), "
                          f"got strides {x.strides}")
     if S.ld > INT32_MAX_:
