@@ -18,6 +18,7 @@ runs. See docs/transpose.md.
 from cython.parallel cimport parallel, prange
 from libc.stdint cimport int32_t, int64_t, uintptr_t
 from libc.stdlib cimport getenv
+from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 cimport numpy as cnp
 
 import operator
@@ -419,6 +420,14 @@ cdef inline uintptr_t _addr(cnp.ndarray arr):
     return <uintptr_t>cnp.PyArray_DATA(arr)
 
 
+cdef int _es(cnp.ndarray a, str name) except -1:
+    """Element size of a's dtype (the float types through numpy's C API, the rest via _elemsize)."""
+    cdef int t = cnp.PyArray_TYPE(a)
+    if t == cnp.NPY_DOUBLE or t == cnp.NPY_FLOAT or t == cnp.NPY_CDOUBLE or t == cnp.NPY_CFLOAT:
+        return cnp.PyArray_ITEMSIZE(a)
+    return _elemsize(a.dtype, name)
+
+
 def _elemsize(dtype, name):
     dtype = np.dtype(dtype)
     if dtype.kind not in _DTYPE_KINDS or dtype.itemsize not in _SIZE_KEY or dtype.hasobject:
@@ -469,54 +478,69 @@ def _streaming(value):
     raise TypeError(f"streaming must be None (automatic), True or False, got {value!r}")
 
 
-def _layout(arr):
-    """``(unit_axis, m, n, ld)``: a 2-D array as a column-major m x n matrix; None if it is not one.
+ctypedef struct _Lay:
+    int axis         # the array axis with unit stride: it becomes the matrix's rows m
+    int64_t m, n     # the array as a column-major m x n matrix
+    int64_t ld       # the other axis' stride in elements
 
-    ``unit_axis`` is the array axis with unit stride (it becomes the matrix's rows m), ``ld`` the
-    other axis' stride in elements.
-    """
-    cdef Py_ssize_t s = arr.itemsize
-    shape, strides = arr.shape, arr.strides
+
+cdef bint _layout(cnp.ndarray arr, _Lay *L) noexcept:
+    """A 2-D array as a column-major m x n matrix into L (numpy's C API only: this runs on every
+    call); False if it is not one (no unit-stride axis, or the other stride too short)."""
+    cdef cnp.npy_intp *shape = cnp.PyArray_DIMS(arr)
+    cdef cnp.npy_intp *strides = cnp.PyArray_STRIDES(arr)
+    cdef int64_t s = cnp.PyArray_ITEMSIZE(arr), rows, cols, st
+    cdef int ax, other, k
+    cdef int prefs[4]
     if shape[0] == 0 or shape[1] == 0:  # numpy gives empty arrays zero strides
-        return 1, shape[1], shape[0], max(shape[1], 1)
-    prefs = [ax for ax in (1, 0) if shape[ax] > 1 and strides[ax] == s] + [1, 0]
-    for ax in prefs:
+        L.axis = 1; L.m = shape[1]; L.n = shape[0]; L.ld = shape[1] if shape[1] > 1 else 1
+        return True
+    k = 0   # a unit-stride axis of extent > 1 first (axis 1, then 0), then any axis
+    for ax in (1, 0):
+        if shape[ax] > 1 and strides[ax] == s:
+            prefs[k] = ax; k += 1
+    prefs[k] = 1; prefs[k + 1] = 0
+    for i in range(k + 2):
+        ax = prefs[i]
         other = 1 - ax
         if shape[ax] > 1 and strides[ax] != s:
             continue
         rows, cols = shape[ax], shape[other]
         if cols <= 1:
-            return ax, rows, cols, max(rows, 1)
+            L.axis = ax; L.m = rows; L.n = cols; L.ld = rows if rows > 1 else 1
+            return True
         st = strides[other]
         if st <= 0 or st % s or st // s < rows:
             continue
-        return ax, rows, cols, st // s
-    return None
+        L.axis = ax; L.m = rows; L.n = cols; L.ld = st // s
+        return True
+    return False
 
 
-def _input_2d(a):
-    """A 2-D input as (array, layout): arrays without a unit stride (or misaligned) are copied once."""
-    lay = _layout(a) if a.flags.aligned else None
-    if lay is None:
+cdef object _input_2d(cnp.ndarray a, _Lay *L):
+    """A 2-D input and its layout in L: arrays without a unit stride (or misaligned) are copied once."""
+    if not (cnp.PyArray_FLAGS(a) & cnp.NPY_ARRAY_ALIGNED and _layout(a, L)):
         a = np.ascontiguousarray(a)
-        lay = _layout(a)
-    return a, lay
+        _layout(a, L)
+    return a
 
 
-def _output_2d(out, dtype, shape):
-    if not isinstance(out, np.ndarray):
+cdef int _output_2d(object out, cnp.ndarray a, int64_t rows, int64_t cols, _Lay *L) except -1:
+    """Checks out (2-D, a's dtype, rows x cols, writeable) and puts its layout in L."""
+    if not cnp.PyArray_Check(out):
         raise TypeError(f"out must be a numpy array, got {type(out).__name__}")
-    if out.dtype != dtype:
-        raise TypeError(f"out has dtype {out.dtype}, the input {dtype}")
-    if out.ndim != 2 or out.shape != tuple(shape):
-        raise ValueError(f"out has shape {out.shape}, expected {tuple(shape)}")
-    if not out.flags.writeable:
+    cdef cnp.ndarray o = <cnp.ndarray>out
+    if <object>cnp.PyArray_DESCR(o) is not <object>cnp.PyArray_DESCR(a) and out.dtype != a.dtype:
+        raise TypeError(f"out has dtype {out.dtype}, the input {a.dtype}")
+    if cnp.PyArray_NDIM(o) != 2 or cnp.PyArray_DIMS(o)[0] != rows or cnp.PyArray_DIMS(o)[1] != cols:
+        raise ValueError(f"out has shape {out.shape}, expected {(rows, cols)}")
+    cdef int flags = cnp.PyArray_FLAGS(o)
+    if not flags & cnp.NPY_ARRAY_WRITEABLE:
         raise ValueError("out is read-only")
-    lay = _layout(out) if out.flags.aligned else None
-    if lay is None:
+    if not (flags & cnp.NPY_ARRAY_ALIGNED and _layout(o, L)):
         raise ValueError(f"out (strides {out.strides}) needs one axis with unit stride, the other a "
                          "positive multiple of the element size, and element alignment")
-    return lay
+    return 0
 
 
 def _flat(arr, name, writeable):
@@ -538,32 +562,33 @@ def _need(arr, name, rows, cols, ld, what):
         raise ValueError(f"{name} has {arr.shape[0]} elements, {what} needs {need}")
 
 
-def _check_disjoint(uintptr_t pa, uintptr_t ea, uintptr_t pb, uintptr_t eb):
+cdef int _check_disjoint(uintptr_t pa, uintptr_t ea, uintptr_t pb, uintptr_t eb) except -1:
     if pa < eb and pb < ea:
         raise ValueError("out overlaps the input: an out-of-place routine needs disjoint memory "
                          "(use transpose_inplace to transpose within one buffer)")
+    return 0
 
 
 cdef uintptr_t _end(uintptr_t start, int64_t rows, int64_t cols, int64_t ld, int64_t es):
     return start + ((cols - 1) * ld + rows) * es if rows > 0 and cols > 0 else start
 
 
-def _threads(threads, work):
+cdef int _threads(threads, int64_t work) except -1:
     return threads_for_work(resolve_threads(threads), work, _GRAIN)
 
 
-def _stream_choice(streaming, nbytes, threshold=None):
+cdef int _stream_choice(streaming, int64_t nbytes, int64_t threshold=-1) except -1:
     if streaming is not None:
-        return int(streaming)
-    return int(nbytes >= (_STREAM_BYTES if threshold is None else threshold))
+        return 1 if streaming else 0
+    return 1 if nbytes >= (_STREAM_BYTES if threshold < 0 else threshold) else 0
 
 
 # ---------------------------------------------------------------------------------- tile resolution
 
-def _read_ahead(int es, int64_t m, int64_t n, int64_t ldi, int streaming):
+cdef bint _read_ahead(int es, int64_t m, int64_t n, int64_t ldi, int streaming) noexcept:
     """True when READ_AHEAD_TILES apply: a streaming transpose of an input large enough to be read
     ahead, with columns a multiple of 2 KiB apart."""
-    return bool(streaming) and m * n * es >= _PREFETCH_BYTES and (ldi * es) % 2048 == 0
+    return streaming != 0 and m * n * es >= _PREFETCH_BYTES and (ldi * es) % 2048 == 0
 
 
 _TILE_VARS_C = tuple(name.encode() for name in _config.TRANSPOSE_TILE_VARS)
@@ -578,7 +603,37 @@ cdef bint _tile_env_set():
     return False
 
 
-def _tiles(kind, int es, int isa, m, n, tile_m, tile_n, read_ahead=False):
+cdef dict _TUNED_STATE = tuned._current   # tuned.current()'s own record: {"checked", "path", "doc"}
+cdef double _TUNED_RECHECK = tuned.RECHECK_SECONDS
+
+
+cdef object _tuned_doc():
+    """tuned.current() without the Python call while its last check is recent (the same clock as
+    time.monotonic; tuned.refresh() resets "checked", which sends the next call to tuned.current())."""
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    doc = _TUNED_STATE["doc"]
+    if doc is not None and ts.tv_sec + 1e-9 * ts.tv_nsec - <double>_TUNED_STATE["checked"] < _TUNED_RECHECK:
+        return doc
+    return tuned.current()
+
+
+# tuned.SIZE_CLASSES as C values (the size class is looked up on every call)
+_SC_NAMES = tuple(name for name, _ in tuned.SIZE_CLASSES)
+cdef int64_t _SC_UPPER[8]
+for _i, (_, _upper) in enumerate(tuned.SIZE_CLASSES):
+    _SC_UPPER[_i] = -1 if _upper is None else _upper
+
+
+cdef object _size_class(int64_t nbytes):
+    """tuned.size_class(nbytes) without the Python call."""
+    cdef int i = 0
+    while _SC_UPPER[i] >= 0 and nbytes >= _SC_UPPER[i]:
+        i += 1
+    return _SC_NAMES[i]
+
+
+cdef object _tiles(str kind, int es, int isa, int64_t m, int64_t n, tile_m, tile_n, bint read_ahead=False):
     """((tile_m, tile_n), (source_m, source_n)) before rounding to the register block; with
     ``read_ahead`` (see _read_ahead) the default comes from READ_AHEAD_TILES where it has the path."""
     if tile_m is not None and tile_n is not None:
@@ -587,12 +642,12 @@ def _tiles(kind, int es, int isa, m, n, tile_m, tile_n, read_ahead=False):
     # checked by _config only when set. os.environ look-ups cost 1.8 us a call, a third of the
     # whole call for a small matrix.
     env = _config.transpose_tiles() if _tile_env_set() else (None, None)
-    cls = tuned.size_class(m * n * es)
+    cls = _size_class(m * n * es)
     if tile_m is None and tile_n is None and env[0] is None and env[1] is None:
         # The common call: tuned file or defaults only, remembered per file document (tuned.current
         # re-reads the file at most every RECHECK_SECONDS and returns a new document then).
-        doc = tuned.current()
-        key = (kind, es, isa, cls, bool(read_ahead))
+        doc = _tuned_doc()
+        key = (kind, es, isa, cls, read_ahead)
         hit = _TILE_CACHE.get(key)
         if hit is None or hit[0] is not doc:
             hit = _TILE_CACHE[key] = (doc, _resolve_tiles(kind, es, isa, cls, None, None, (None, None),
@@ -756,26 +811,31 @@ def transpose(a, out=None, *, m=None, n=None, ldi=None, ldo=None, tile_m=None, t
     (None: the process's). ``streaming``: non-temporal stores (None: when the output exceeds the
     last-level cache). Overlapping input and output raise ``ValueError``.
     """
-    a = np.asarray(a)
-    cdef int es = _elemsize(a.dtype, "a")
+    if not cnp.PyArray_Check(a):
+        a = np.asarray(a)
+    cdef int es = _es(a, "a")
     cdef int isa = _isa(target)
-    tile_m, tile_n = _tile(tile_m, "tile_m"), _tile(tile_n, "tile_n")
+    if tile_m is not None or tile_n is not None:
+        tile_m, tile_n = _tile(tile_m, "tile_m"), _tile(tile_n, "tile_n")
     streaming = _streaming(streaming)
-    if a.ndim == 2:
-        _no_flat_args("transpose", m=m, n=n, ldi=ldi, ldo=ldo)
-        a, lay = _input_2d(a)
-        rows, cols = a.shape
+    cdef _Lay lay, lay_out
+    cdef int64_t rows, cols
+    if cnp.PyArray_NDIM(a) == 2:
+        if m is not None or n is not None or ldi is not None or ldo is not None:
+            _no_flat_args("transpose", m=m, n=n, ldi=ldi, ldo=ldo)
+        a = _input_2d(a, &lay)
+        rows, cols = cnp.PyArray_DIMS(a)[0], cnp.PyArray_DIMS(a)[1]
         if out is None:
-            out = np.empty((cols, rows), dtype=a.dtype, order="F" if lay[0] == 0 else "C")
-            lay_out = _layout(out)
+            out = np.empty((cols, rows), dtype=a.dtype, order="F" if lay.axis == 0 else "C")
+            _layout(out, &lay_out)
         else:
-            lay_out = _output_2d(out, a.dtype, (cols, rows))
+            _output_2d(out, a, cols, rows, &lay_out)
         if rows == 0 or cols == 0:
             return out
-        if lay_out[0] == lay[0]:  # same memory order: the memory moves transposed
-            _run_otrans(a, out, es, isa, lay[1], lay[2], lay[3], lay_out[3], tile_m, tile_n, threads, streaming)
+        if lay_out.axis == lay.axis:  # same memory order: the memory moves transposed
+            _run_otrans(a, out, es, isa, lay.m, lay.n, lay.ld, lay_out.ld, tile_m, tile_n, threads, streaming)
         else:                      # opposite orders: a.T has a's memory layout already
-            _run_copy(a, out, es, isa, lay[1], lay[2], lay[3], lay_out[3], threads, streaming)
+            _run_copy(a, out, es, isa, lay.m, lay.n, lay.ld, lay_out.ld, threads, streaming)
         return out
     if a.ndim != 1:
         raise ValueError(f"a must be 2-D, or a flat 1-D buffer with m= and n=; got ndim={a.ndim}")
@@ -812,9 +872,10 @@ def transpose_inplace(a, *, m=None, n=None, ldi=None, ldo=None, tile=None, threa
     """
     if not isinstance(a, np.ndarray):
         raise TypeError(f"a must be a numpy array, got {type(a).__name__}")
-    cdef int es = _elemsize(a.dtype, "a")
+    cdef int es = _es(a, "a")
     cdef int isa = _isa(target)
     tile = _tile(tile, "tile")
+    cdef _Lay lay
     if not a.flags.writeable:
         raise ValueError("a is read-only")
     if not a.flags.aligned:
@@ -822,11 +883,10 @@ def transpose_inplace(a, *, m=None, n=None, ldi=None, ldo=None, tile=None, threa
     if a.ndim == 2:
         _no_flat_args("transpose_inplace", m=m, n=n, ldi=ldi, ldo=ldo)
         rows, cols = a.shape
-        lay = _layout(a)
         if rows == cols:
-            if lay is None:
+            if not _layout(a, &lay):
                 raise ValueError(f"a (strides {a.strides}) needs one axis with unit stride for an in-place transpose")
-            _square(a, es, isa, lay[1], lay[3], tile, threads)
+            _square(a, es, isa, lay.m, lay.ld, tile, threads)
             return a
         if a.flags.c_contiguous:
             _general(a, es, isa, cols, rows, cols, rows, tile, threads)
@@ -888,24 +948,27 @@ def copy(a, out=None, *, m=None, n=None, ldi=None, ldo=None, threads=None, targe
     * 1-D ``a`` with ``m``, ``n``, ``ldi`` (default m), ``ldo`` (default m):
       ``out[j*ldo + i] = a[j*ldi + i]``; ``out`` defaults to ``n*ldo`` elements (padding zeroed).
     """
-    a = np.asarray(a)
-    cdef int es = _elemsize(a.dtype, "a")
+    if not cnp.PyArray_Check(a):
+        a = np.asarray(a)
+    cdef int es = _es(a, "a")
     cdef int isa = _isa(target)
     streaming = _streaming(streaming)
-    if a.ndim == 2:
-        _no_flat_args("copy", m=m, n=n, ldi=ldi, ldo=ldo)
-        a, lay = _input_2d(a)
+    cdef _Lay lay, lay_out
+    if cnp.PyArray_NDIM(a) == 2:
+        if m is not None or n is not None or ldi is not None or ldo is not None:
+            _no_flat_args("copy", m=m, n=n, ldi=ldi, ldo=ldo)
+        a = _input_2d(a, &lay)
         if out is None:
-            out = np.empty(a.shape, dtype=a.dtype, order="F" if lay[0] == 0 else "C")
-            lay_out = _layout(out)
+            out = np.empty(a.shape, dtype=a.dtype, order="F" if lay.axis == 0 else "C")
+            _layout(out, &lay_out)
         else:
-            lay_out = _output_2d(out, a.dtype, a.shape)
-        if a.size == 0:
+            _output_2d(out, a, cnp.PyArray_DIMS(a)[0], cnp.PyArray_DIMS(a)[1], &lay_out)
+        if cnp.PyArray_SIZE(a) == 0:
             return out
-        if lay_out[0] == lay[0]:
-            _run_copy(a, out, es, isa, lay[1], lay[2], lay[3], lay_out[3], threads, streaming)
+        if lay_out.axis == lay.axis:
+            _run_copy(a, out, es, isa, lay.m, lay.n, lay.ld, lay_out.ld, threads, streaming)
         else:
-            _run_otrans(a, out, es, isa, lay[1], lay[2], lay[3], lay_out[3], None, None, threads, streaming)
+            _run_otrans(a, out, es, isa, lay.m, lay.n, lay.ld, lay_out.ld, None, None, threads, streaming)
         return out
     if a.ndim != 1:
         raise ValueError(f"a must be 2-D, or a flat 1-D buffer with m= and n=; got ndim={a.ndim}")
@@ -932,17 +995,17 @@ def zero(a, *, m=None, n=None, ld=None, threads=None, target=None, streaming=Non
     ``ld`` (default m): ``a[j*ld + i] = 0`` for ``i < m``, ``j < n`` (padding untouched)."""
     if not isinstance(a, np.ndarray):
         raise TypeError(f"a must be a numpy array, got {type(a).__name__}")
-    cdef int es = _elemsize(a.dtype, "a")
+    cdef int es = _es(a, "a")
     cdef int isa = _isa(target)
     streaming = _streaming(streaming)
+    cdef _Lay lay
     if not a.flags.writeable:
         raise ValueError("a is read-only")
     if a.ndim == 2:
         _no_flat_args("zero", m=m, n=n, ld=ld)
-        lay = _layout(a) if a.flags.aligned else None
-        if lay is None:
+        if not (a.flags.aligned and _layout(a, &lay)):
             raise ValueError(f"a (strides {a.strides}) needs one axis with unit stride")
-        rows, cols, lead = lay[1], lay[2], lay[3]
+        rows, cols, lead = lay.m, lay.n, lay.ld
     elif a.ndim == 1:
         if m is None or n is None:
             raise TypeError("zero of a flat (1-D) buffer needs m= and n=")

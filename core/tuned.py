@@ -38,7 +38,7 @@ _warned = set()  # (path, stat key) already reported as unreadable
 # Library calls look tuned values up on every call; re-checking the path and the file's stat at most
 # this often keeps that under a microsecond. store() and refresh() take effect at once.
 RECHECK_SECONDS = 0.25
-_current = {"checked": -1e9, "path": None, "doc": None}
+_current = {"checked": -1e9, "path": None, "doc": None}  # mutated, never rebound: core.transpose reads it
 
 
 def size_class(nbytes):

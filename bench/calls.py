@@ -1,14 +1,21 @@
-"""One product per Python call, in ONE run: what a loop over small matrices in Python pays per call.
+"""One small operation per Python call, in ONE run: what a loop over small matrices in Python pays
+per call, for a product (gemm) and a transpose.
 
-  python bench/smm_calls.py [--shapes 2,4,8,16,32] [--repeats 7] [--json PATH]
+  python bench/calls.py [--shapes 2,4,8,16,32] [--ops gemm,transpose] [--repeats 7] [--json PATH]
 
-Variants, each on the same Fortran-ordered float64 operands, one thread:
+gemm variants, each on the same Fortran-ordered float64 operands, one thread:
   core.gemm     core.smm.gemm(a, b, c)                     C += A B (checks, registry look-up, call)
   core.kernel   k(a, b, c) with k = core.smm.dispatch(...)  C += A B (checks and call only)
   core.batch1   core.smm.gemm_batch on stacks of one entry  C += A B
   numpy         numpy.matmul(a, b, out=c)                  C  = A B
   numpy.new     a @ b (a new array)
   torch         torch.addmm(c, a, b, out=c) on torch.from_numpy views (if torch is installed)
+transpose variants, C-ordered float64 input a and output o (n x n):
+  core.trans    core.transpose.transpose(a, o)              o = a.T
+  core.copy     core.transpose.copy(a, o)                   o = a (for scale)
+  numpy         numpy.copyto(o, a.T)
+  numpy.new     numpy.ascontiguousarray(a.T) (a new array)
+  torch         o_t.copy_(a_t.t()) on torch.from_numpy views (if torch is installed)
 Samples of all variants are interleaved; each sample times a loop of calls (>= 20 ms); the figure
 is the median over --repeats samples, in nanoseconds per call, and the ratio numpy / variant.
 """
@@ -25,9 +32,28 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from core import smm  # noqa: E402
+from core import transpose as tr  # noqa: E402
 
 
-def variants(m):
+def transpose_variants(m):
+    a = np.random.default_rng(m).random((m, m))
+    o = np.empty_like(a)
+    out = {
+        "core.trans": lambda: tr.transpose(a, o),
+        "core.copy": lambda: tr.copy(a, o),
+        "numpy": lambda: np.copyto(o, a.T),
+        "numpy.new": lambda: np.ascontiguousarray(a.T),
+    }
+    try:
+        import torch
+        ta, to = torch.from_numpy(a), torch.from_numpy(o)
+        out["torch"] = lambda: to.copy_(ta.t())
+    except ImportError:
+        pass
+    return out
+
+
+def gemm_variants(m):
     rng = np.random.default_rng(m)
     a, b = (np.asfortranarray(rng.random((m, m))) for _ in range(2))
     c = np.asfortranarray(np.zeros((m, m)))
@@ -53,6 +79,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     ap.add_argument("--shapes", default="2,4,8,16,32", help="cube sizes, comma-separated")
+    ap.add_argument("--ops", default="gemm,transpose", help="gemm and/or transpose")
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--json", help="write the medians (ns per call) here")
     args = ap.parse_args(argv)
@@ -67,8 +94,11 @@ def main(argv=None):
     except ImportError:
         pass
     rows = []
-    for m in (int(s) for s in args.shapes.split(",")):
-        fns = variants(m)
+    ops = args.ops.split(",")
+    if not ops or any(op not in ("gemm", "transpose") for op in ops):
+        raise SystemExit("--ops: gemm and/or transpose")
+    for op, m in ((op, int(s)) for op in ops for s in args.shapes.split(",")):
+        fns = (gemm_variants if op == "gemm" else transpose_variants)(m)
         inner = {}
         for name, fn in fns.items():   # calls per sample: >= 20 ms
             fn()
@@ -85,8 +115,8 @@ def main(argv=None):
                     fn()
                 samples[name].append((time.perf_counter() - t0) / n * 1e9)
         med = {name: statistics.median(v) for name, v in samples.items()}
-        rows.append({"m": m, "ns_per_call": med})
-        print(f"{m}^3  " + "  ".join(f"{name} {ns:7.0f} ns ({med['numpy'] / ns:4.1f}x)" for name, ns in med.items()))
+        rows.append({"op": op, "m": m, "ns_per_call": med})
+        print(f"{op} {m}^{3 if op == 'gemm' else 2}  " + "  ".join(f"{name} {ns:7.0f} ns ({med['numpy'] / ns:4.1f}x)" for name, ns in med.items()))
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"unit": "ns per call, median", "rows": rows}, f, indent=1)
