@@ -20,20 +20,24 @@ static inline int64_t head_bytes(const void *p, int64_t len)
   return h < len ? h : len;
 }
 
+/* 128 bytes from src to dst: four 32-byte loads, then four stores of the kind STORE. */
+#define COPY_128(STORE, dst, src)                                                   \
+  do {                                                                              \
+    const __m256i x0_ = _mm256_loadu_si256((const __m256i *)(const void *)(src));        \
+    const __m256i x1_ = _mm256_loadu_si256((const __m256i *)(const void *)((src) + 32)); \
+    const __m256i x2_ = _mm256_loadu_si256((const __m256i *)(const void *)((src) + 64)); \
+    const __m256i x3_ = _mm256_loadu_si256((const __m256i *)(const void *)((src) + 96)); \
+    STORE((__m256i *)(void *)(dst), x0_);                                           \
+    STORE((__m256i *)(void *)((dst) + 32), x1_);                                    \
+    STORE((__m256i *)(void *)((dst) + 64), x2_);                                    \
+    STORE((__m256i *)(void *)((dst) + 96), x3_);                                    \
+  } while (0)
+
 /* One column of len bytes with ordinary stores; under 32 bytes of tail left to memcpy (no rep movsb). */
 static inline ATTR void copy_cached(const char *s, char *d, int64_t len)
 {
   int64_t b = 0;
-  for (; b + 128 <= len; b += 128) {
-    __m256i x0 = _mm256_loadu_si256((const __m256i *)(s + b));
-    __m256i x1 = _mm256_loadu_si256((const __m256i *)(s + b + 32));
-    __m256i x2 = _mm256_loadu_si256((const __m256i *)(s + b + 64));
-    __m256i x3 = _mm256_loadu_si256((const __m256i *)(s + b + 96));
-    _mm256_storeu_si256((__m256i *)(d + b), x0);
-    _mm256_storeu_si256((__m256i *)(d + b + 32), x1);
-    _mm256_storeu_si256((__m256i *)(d + b + 64), x2);
-    _mm256_storeu_si256((__m256i *)(d + b + 96), x3);
-  }
+  for (; b + 128 <= len; b += 128) COPY_128(_mm256_storeu_si256, d + b, s + b);
   for (; b + 32 <= len; b += 32)
     _mm256_storeu_si256((__m256i *)(d + b), _mm256_loadu_si256((const __m256i *)(s + b)));
   if (b < len) memcpy(d + b, s + b, (size_t)(len - b));
@@ -51,16 +55,7 @@ ATTR void smm_copy_avx2(const void *in, void *out, int64_t rowbytes, int64_t n, 
     char *d = (char *)out + j * ldo;
     int64_t h = head_bytes(d, rowbytes), b = h;
     memcpy(d, s, (size_t)h);
-    for (; b + 128 <= rowbytes; b += 128) {
-      __m256i x0 = _mm256_loadu_si256((const __m256i *)(s + b));
-      __m256i x1 = _mm256_loadu_si256((const __m256i *)(s + b + 32));
-      __m256i x2 = _mm256_loadu_si256((const __m256i *)(s + b + 64));
-      __m256i x3 = _mm256_loadu_si256((const __m256i *)(s + b + 96));
-      _mm256_stream_si256((__m256i *)(d + b), x0);
-      _mm256_stream_si256((__m256i *)(d + b + 32), x1);
-      _mm256_stream_si256((__m256i *)(d + b + 64), x2);
-      _mm256_stream_si256((__m256i *)(d + b + 96), x3);
-    }
+    for (; b + 128 <= rowbytes; b += 128) COPY_128(_mm256_stream_si256, d + b, s + b);
     for (; b + 64 <= rowbytes; b += 64) {
       __m256i x0 = _mm256_loadu_si256((const __m256i *)(s + b));
       __m256i x1 = _mm256_loadu_si256((const __m256i *)(s + b + 32));
