@@ -87,7 +87,7 @@ def kernels_source(isa, dtype, shapes, tiles):
            "#define SCAN(MV, NR, FULL, M, N, K) TGT void PFX(scan_##MV##_##NR##_##M##_##N##_##K)("
            "const smm_kernel *kern, const void *const *a, const void *const *b, void *c, int64_t count, "
            "const void *pa, const void *pb, const void *pc) "
-           "{ PFX(entry)(MV, NR, FULL, 0, M, N, K, M, K, M, kern, a, b, c, count, pa, pb, pc); }"]
+           "{ PFX(entry)(MV, NR, FULL, 0, SMM_ADD_UPDATE(MV, NR), M, N, K, M, K, M, kern, a, b, c, count, pa, pb, pc); }"]
     names = []
     for m, n, k in shapes:
         full = int(gen.full_unroll(isa, dtype, m, n, k))

@@ -647,14 +647,20 @@ def test_strided_form_of_the_smallest_kernels(rng, target, dtype):
 @pytest.mark.parametrize("target", [t for t in cpu.available_targets() if t != "generic"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_adder_update_kernels_every_beta(rng, target, dtype):
-    """Kernels whose tiles add C (SMM_ADD_UPDATE: 2x12) scale C first for beta outside {0, 1};
-    every beta class against numpy, on shapes with row and column remainders, in the cached
-    variant (small batches) and the general one, strided and index forms, 1 and 2 threads."""
-    shapes = [(8, 8, 8), (16, 16, 16), (23, 23, 23), (17, 13, 9), (24, 12, 5), (31, 25, 16)]
+    """Kernels whose tiles add C (SMM_ADD_UPDATE: 2x12; SMM_ADD_UPDATE_CACHED: on AVX2 the
+    strided forms only cached batches run) scale C first for beta outside {0, 1}; every beta
+    class against numpy, on shapes with row and column remainders, in the cached variant (small
+    batches) and the general one, strided and index forms, 1 and 2 threads."""
+    shapes = [(8, 8, 8), (12, 12, 12), (13, 13, 13), (16, 16, 16), (23, 23, 23), (17, 13, 9), (24, 12, 5),
+              (31, 25, 16), (5, 5, 25)]
     if target == "avx512" and dtype == np.float64:
         # The path under test is reached: 2x12 is the cached pick of these shapes here.
         assert any(smm.dispatch(*s, dtype=dtype, target=target).cached_variant["tile"] == (2, 12)
                    for s in shapes)
+    # ... and on AVX2 code: specialised shapes above 512 multiply-adds have a cached-only strided form.
+    for s in [(12, 12, 12), (13, 13, 13), (16, 16, 16), (23, 23, 23), (5, 5, 25)]:
+        cv = smm.dispatch(*s, dtype=dtype, target=target).cached_variant
+        assert cv["code_target"] != "avx2" or cv["strided"], (s, cv)
     tol = 1e-12 if dtype == np.float64 else 2e-5
     for m, n, k in shapes:
         for beta in (2.5, -0.5, 1.0, 0.0):

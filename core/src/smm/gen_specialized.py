@@ -145,7 +145,9 @@ def generate(shapes):
                     strided = "0"
                     if sregimes:
                         strided = name + "_s"
-                        out.append(f"SMM_DEFINE_SPECIALIZED_STRIDED({mv}, {nr}, {full}, {m}, {n}, {k}, {suffix})")
+                        # A form only cached batches run updates C as SMM_ADD_UPDATE_CACHED says.
+                        form = "STRIDED_CACHED" if sregimes == 2 else "STRIDED"
+                        out.append(f"SMM_DEFINE_SPECIALIZED_{form}({mv}, {nr}, {full}, {m}, {n}, {k}, {suffix})")
                         protos.append(f"void {strided}{ssig};")
                     table.append(f"  {{{ISA_IDS[isa]}, {dt_id}, {mv}, {nr}, {regimes}, {sregimes}, {m}, {n}, {k}, "
                                  f"{name}, {strided}}},")

@@ -27,6 +27,12 @@
 #ifndef SMM_ADD_UPDATE
 #define SMM_ADD_UPDATE(MV, NR) ((MV) == 2 && (NR) == 12)
 #endif
+/* The same choice for the strided-batch forms that only batches with operands in cache run
+ * (SMM_DEFINE_SPECIALIZED_STRIDED_CACHED: gen_specialized.py, m*n*k above STRIDED_MAX_MNK). A
+ * vocabulary may define it (the AVX2 ones: every tile adds, see kernels/avx2_f64.h). */
+#ifndef SMM_ADD_UPDATE_CACHED
+#define SMM_ADD_UPDATE_CACHED(MV, NR) SMM_ADD_UPDATE(MV, NR)
+#endif
 
 /* AVX2 (16 vector registers, the mask of a partial vector in one of them): a masked tile's k loop
  * is not unrolled. Unrolled by 2, gcc loads the next step's A ahead and keeps one accumulator of a
@@ -289,7 +295,7 @@ static TGT __attribute__((noinline)) void PFX(trans_a)(const smm_kernel *kern, c
 
 /* The contract around one body. LDA/LDB/LDC > 0 are the leading dimensions baked in (specialised
  * kernels: address offsets become immediates), 0 takes them from the descriptor. */
-SMM_ALWAYS TGT void PFX(entry)(const int MV, const int NR, const int FULLK, const int TB,
+SMM_ALWAYS TGT void PFX(entry)(const int MV, const int NR, const int FULLK, const int TB, const int ADDC,
                                const int64_t M, const int64_t N, const int64_t K,
                                const int64_t LDA, const int64_t LDB, const int64_t LDC,
                                const smm_kernel *kern, const void *const *a, const void *const *b,
@@ -307,7 +313,6 @@ SMM_ALWAYS TGT void PFX(entry)(const int MV, const int NR, const int FULLK, cons
   }
   /* ADDC kernels' tiles add C (beta 0 or 1): any other beta scales C first, in one pass over its
    * lines (rounding beta*C once before the sum; an epilogue switched on beta made gcc spill). */
-  const int ADDC = SMM_ADD_UPDATE(MV, NR);
   if (ADDC && __builtin_expect(beta != (T)0 && beta != (T)1, 0)) PFX(scale)(d->m, d->n, (T *)cv, d->ldc, beta);
   PFX(body)(MV, NR, FULLK, TB, ADDC, M ? M : d->m, N ? N : d->n, K ? K : d->k, (const T *const *)a,
             (const T *const *)b, count, LDA ? LDA : d->lda, LDB ? LDB : d->ldb, (T *)cv, LDC ? LDC : d->ldc,
@@ -317,7 +322,7 @@ SMM_ALWAYS TGT void PFX(entry)(const int MV, const int NR, const int FULLK, cons
 /* The contract over a strided batch (smm_strided_fn): the loop inside the kernel, so that a small
  * product pays no call, and the descriptor is read once. alpha == 0 and a transposed A take the
  * one-product entry per product. */
-SMM_ALWAYS TGT void PFX(entry_strided)(const int MV, const int NR, const int FULLK, const int TB,
+SMM_ALWAYS TGT void PFX(entry_strided)(const int MV, const int NR, const int FULLK, const int TB, const int ADDC,
                                        const int64_t M, const int64_t N, const int64_t K,
                                        const int64_t LDA, const int64_t LDB, const int64_t LDC,
                                        const smm_kernel *kern, const void *a, const void *b, void *cv,
@@ -325,11 +330,13 @@ SMM_ALWAYS TGT void PFX(entry_strided)(const int MV, const int NR, const int FUL
 {
   const smm_desc *d = &kern->desc;
   const T alpha = (T)d->alpha, beta = (T)d->beta;
-  const int ADDC = SMM_ADD_UPDATE(MV, NR);
   if (__builtin_expect(alpha == (T)0 || d->trans_a || (ADDC && beta != (T)0 && beta != (T)1), 0)) {
     for (int64_t e = 0; e < nbatch; ++e) {
       const void *ap = (const char *)a + e * sa, *bp = (const char *)b + e * sb;
-      PFX(entry)(MV, NR, FULLK, TB, M, N, K, LDA, LDB, LDC, kern, &ap, &bp, (char *)cv + e * sc, 1, 0, 0, 0);
+      /* the update of the tile's other forms: the same bits whichever form a batch runs (an
+       * FMA with beta rounds once, scaling C first twice) */
+      PFX(entry)(MV, NR, FULLK, TB, SMM_ADD_UPDATE(MV, NR), M, N, K, LDA, LDB, LDC, kern, &ap, &bp,
+                 (char *)cv + e * sc, 1, 0, 0, 0);
     }
     return;
   }
@@ -349,7 +356,7 @@ SMM_ALWAYS TGT void PFX(entry_strided)(const int MV, const int NR, const int FUL
                                           const void *const *b, void *c, int64_t count, const void *pa,   \
                                           const void *pb, const void *pc)                                 \
   {                                                                                                      \
-    PFX(entry)(MV, NR, 0, TB, 0, 0, 0, 0, 0, 0, kern, a, b, c, count, pa, pb, pc);                        \
+    PFX(entry)(MV, NR, 0, TB, SMM_ADD_UPDATE(MV, NR), 0, 0, 0, 0, 0, 0, kern, a, b, c, count, pa, pb, pc); \
   }
 
 /* A kernel specialised for one (M, N, K) with tight leading dimensions (lda = M, ldb = K, ldc = M;
@@ -360,13 +367,18 @@ SMM_ALWAYS TGT void PFX(entry_strided)(const int MV, const int NR, const int FUL
                                      void *c, int64_t count, const void *pa, const void *pb,              \
                                      const void *pc)                                                      \
   {                                                                                                      \
-    PFX(entry)(MV, NR, FULL, 0, M, N, K, M, K, M, kern, a, b, c, count, pa, pb, pc);                      \
+    PFX(entry)(MV, NR, FULL, 0, SMM_ADD_UPDATE(MV, NR), M, N, K, M, K, M, kern, a, b, c, count, pa, pb, pc); \
   }
 
-/* Its strided-batch form (smm_strided_fn), spec_M_N_K{SUF}_s. */
-#define SMM_DEFINE_SPECIALIZED_STRIDED(MV, NR, FULL, M, N, K, SUF)                                       \
+/* Its strided-batch form (smm_strided_fn), spec_M_N_K{SUF}_s; _CACHED: the form only batches with
+ * operands in cache run, whose tiles update C as SMM_ADD_UPDATE_CACHED says. */
+#define SMM_STRIDED_FORM(MV, NR, FULL, M, N, K, SUF, ADDC)                                             \
   TGT void PFX(spec_##M##_##N##_##K##SUF##_s)(const smm_kernel *kern, const void *a, const void *b, void *c, \
                                              int64_t sa, int64_t sb, int64_t sc, int64_t nbatch)         \
   {                                                                                                      \
-    PFX(entry_strided)(MV, NR, FULL, 0, M, N, K, M, K, M, kern, a, b, c, sa, sb, sc, nbatch);             \
+    PFX(entry_strided)(MV, NR, FULL, 0, ADDC, M, N, K, M, K, M, kern, a, b, c, sa, sb, sc, nbatch);       \
   }
+#define SMM_DEFINE_SPECIALIZED_STRIDED(MV, NR, FULL, M, N, K, SUF) \
+  SMM_STRIDED_FORM(MV, NR, FULL, M, N, K, SUF, SMM_ADD_UPDATE(MV, NR))
+#define SMM_DEFINE_SPECIALIZED_STRIDED_CACHED(MV, NR, FULL, M, N, K, SUF) \
+  SMM_STRIDED_FORM(MV, NR, FULL, M, N, K, SUF, SMM_ADD_UPDATE_CACHED(MV, NR))
