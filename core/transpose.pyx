@@ -16,8 +16,9 @@ The ISA path is the process's (``core.cpu.target()``) unless ``target=`` names a
 runs. See docs/transpose.md.
 """
 from cython.parallel cimport parallel, prange
-from libc.stdint cimport int32_t, int64_t, uintptr_t
+from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t, uintptr_t
 from libc.stdlib cimport getenv
+from libc.string cimport memcpy, memset
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 cimport numpy as cnp
 
@@ -204,6 +205,29 @@ cdef inline int64_t _peel_bound(int64_t ld, int64_t es) noexcept nogil:
     return 0
 
 
+# Out-of-place transposes of at most this many elements run as a plain loop: the peels, borders and
+# tile loops below cost more than the whole move (4^2 f64, 1 thread: about 0.3 us of a 0.74 us call).
+cdef int64_t SMALL_TRANSPOSE = 256
+
+
+cdef void _otrans_small(const char *src, char *dst, int64_t m, int64_t n, int64_t ldi, int64_t ldo,
+                        int64_t es) noexcept nogil:
+    """out[i*ldo + j] = in[j*ldi + i], element by element (es bytes each)."""
+    cdef int64_t i, j
+    if es == 8:
+        for j in range(n):
+            for i in range(m):
+                (<uint64_t *>dst)[i * ldo + j] = (<const uint64_t *>src)[j * ldi + i]
+    elif es == 4:
+        for j in range(n):
+            for i in range(m):
+                (<uint32_t *>dst)[i * ldo + j] = (<const uint32_t *>src)[j * ldi + i]
+    else:
+        for j in range(n):
+            for i in range(m):
+                memcpy(dst + (i * ldo + j) * es, src + (j * ldi + i) * es, es)
+
+
 cdef int otrans_c(const void *inp, void *out, int elemsize, int isa, int64_t m, int64_t n, int64_t ldi,
                   int64_t ldo, int64_t tile_m, int64_t tile_n, int nthreads, int streaming) noexcept nogil:
     cdef const smm_trans_kernels *k = smm_trans_lookup(isa if isa >= 0 else _default_isa, elemsize)
@@ -215,6 +239,9 @@ cdef int otrans_c(const void *inp, void *out, int elemsize, int isa, int64_t m, 
     if m <= 0 or n <= 0:
         return 0
     es = k.elemsize
+    if m * n <= SMALL_TRANSPOSE:
+        _otrans_small(src, dst, m, n, ldi, ldo, es)
+        return 0
     tm = _round_up(tile_m if tile_m > 0 else 2048, k.block_m)
     tn = _round_up(tile_n if tile_n > 0 else 128 // es, k.block_n)
     # numpy aligns arrays to 16 bytes only. When a leading dimension is a whole number of 64-byte
@@ -625,12 +652,50 @@ for _i, (_, _upper) in enumerate(tuned.SIZE_CLASSES):
     _SC_UPPER[_i] = -1 if _upper is None else _upper
 
 
-cdef object _size_class(int64_t nbytes):
-    """tuned.size_class(nbytes) without the Python call."""
+cdef int _size_class_index(int64_t nbytes) noexcept:
+    """Index into tuned.SIZE_CLASSES of an operand of nbytes bytes (tuned.size_class in C)."""
     cdef int i = 0
     while _SC_UPPER[i] >= 0 and nbytes >= _SC_UPPER[i]:
         i += 1
-    return _SC_NAMES[i]
+    return i
+
+
+cdef object _size_class(int64_t nbytes):
+    return _SC_NAMES[_size_class_index(nbytes)]
+
+
+# The run paths' tiles when neither arguments nor TRANS_M/TRANS_N give them (tuned file or
+# defaults), per (kind, element size, ISA, size class, read-ahead): 0 = not looked up yet. Valid for
+# the tuned document _TILE_DOC; a new one (the file changed, or tuned.refresh()) clears them.
+cdef int64_t _TILE_HIT[2][3][4][4][2][2]
+cdef object _TILE_DOC = None
+
+
+cdef int _tile_pair(str kind, int es, int isa, int64_t m, int64_t n, tile_m, tile_n, bint read_ahead,
+                    int64_t *tm, int64_t *tn) except -1:
+    """The tiles (before rounding to the register block) that _tiles gives, into tm, tn; the
+    common call (no tile arguments, no TRANS_M/TRANS_N) from a C table."""
+    global _TILE_DOC
+    cdef int ki = 0 if kind == "o" else 1, ei = 0 if es == 4 else (1 if es == 8 else 2)
+    cdef int ci = _size_class_index(m * n * es)
+    cdef int64_t *hit
+    if tile_m is None and tile_n is None and isa < 4 and ci < 4 and not _tile_env_set():
+        doc = _tuned_doc()
+        if doc is not _TILE_DOC:
+            memset(_TILE_HIT, 0, sizeof(_TILE_HIT))
+            _TILE_DOC = doc
+        hit = _TILE_HIT[ki][ei][isa][ci][1 if read_ahead else 0]
+        if hit[0] == 0:
+            (a, b), _ = _resolve_tiles(kind, es, isa, _SC_NAMES[ci], None, None, (None, None), read_ahead)
+            hit[0] = a
+            hit[1] = b
+        tm[0] = hit[0]
+        tn[0] = hit[1]
+        return 0
+    (a, b), _ = _tiles(kind, es, isa, m, n, tile_m, tile_n, read_ahead)
+    tm[0] = a
+    tn[0] = b
+    return 0
 
 
 cdef object _tiles(str kind, int es, int isa, int64_t m, int64_t n, tile_m, tile_n, bint read_ahead=False):
@@ -642,23 +707,7 @@ cdef object _tiles(str kind, int es, int isa, int64_t m, int64_t n, tile_m, tile
     # checked by _config only when set. os.environ look-ups cost 1.8 us a call, a third of the
     # whole call for a small matrix.
     env = _config.transpose_tiles() if _tile_env_set() else (None, None)
-    cls = _size_class(m * n * es)
-    if tile_m is None and tile_n is None and env[0] is None and env[1] is None:
-        # The common call: tuned file or defaults only, remembered per file document (tuned.current
-        # re-reads the file at most every RECHECK_SECONDS and returns a new document then).
-        doc = _tuned_doc()
-        key = (kind, es, isa, cls, read_ahead)
-        hit = _TILE_CACHE.get(key)
-        if hit is None or hit[0] is not doc:
-            hit = _TILE_CACHE[key] = (doc, _resolve_tiles(kind, es, isa, cls, None, None, (None, None),
-                                                          read_ahead))
-        return hit[1]
-    return _resolve_tiles(kind, es, isa, cls, tile_m, tile_n, env, read_ahead)
-
-
-# (kind, elemsize, isa, size class, read_ahead) -> (the tuned document it was read from, tiles): a
-# new document (the file changed, or tuned.refresh()) makes it read again.
-_TILE_CACHE = {}
+    return _resolve_tiles(kind, es, isa, _size_class(m * n * es), tile_m, tile_n, env, read_ahead)
 
 
 def _resolve_tiles(kind, int es, int isa, cls, tile_m, tile_n, env, read_ahead):
@@ -762,8 +811,8 @@ cdef _run_otrans(cnp.ndarray a, cnp.ndarray out, int es, int isa, int64_t m, int
                  int64_t ldo, tile_m, tile_n, threads, streaming):
     cdef int st = _stream_choice(streaming, m * n * es)
     cdef int nt = _threads(threads, m * n)
-    (tm, tn), _ = _tiles("o", es, isa, m, n, tile_m, tile_n, _read_ahead(es, m, n, ldi, st))
-    cdef int64_t ctm = tm, ctn = tn
+    cdef int64_t ctm, ctn
+    _tile_pair("o", es, isa, m, n, tile_m, tile_n, _read_ahead(es, m, n, ldi, st), &ctm, &ctn)
     cdef const void *src = cnp.PyArray_DATA(a)
     cdef void *dst = cnp.PyArray_DATA(out)
     cdef int rc
@@ -915,8 +964,8 @@ def transpose_inplace(a, *, m=None, n=None, ldi=None, ldo=None, tile=None, threa
 
 
 cdef _square(cnp.ndarray a, int es, int isa, int64_t n, int64_t ld, tile, threads):
-    (t, _), _ = _tiles("i", es, isa, n, n, tile, None)
-    cdef int64_t ct = t
+    cdef int64_t ct, unused
+    _tile_pair("i", es, isa, n, n, tile, None, False, &ct, &unused)
     cdef int nt = _threads(threads, n * n)
     cdef void *p = cnp.PyArray_DATA(a)
     with nogil:
@@ -927,8 +976,8 @@ cdef _general(cnp.ndarray a, int es, int isa, int64_t m, int64_t n, int64_t ldi,
     # Any shape and pair of leading dimensions: transpose into scratch, copy back. Costs m*n
     # elements of memory and one more pass, but is as fast as the out-of-place kernels allow.
     cdef cnp.ndarray scratch = np.empty(m * n, dtype=a.dtype)
-    (tm, tn), _ = _tiles("o", es, isa, m, n, tile, tile)
-    cdef int64_t ctm = tm, ctn = tn
+    cdef int64_t ctm, ctn
+    _tile_pair("o", es, isa, m, n, tile, tile, False, &ctm, &ctn)
     cdef int nt = _threads(threads, m * n)
     cdef int st = _stream_choice(None, m * n * es, _COPY_STREAM_BYTES)
     # The scratch is read back at once: keep it in cache unless it cannot stay there anyway.
