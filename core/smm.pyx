@@ -484,21 +484,28 @@ cdef bint _layout(str name, cnp.ndarray x, _Layout *L) except -1:
     return True
 
 
-cdef int _check_matrix(str name, object x, int type_num, bint write) except -1:
-    """A 2-D operand of gemm, checked through numpy's C API (gemm is called in loops)."""
+cdef int _check_array(str name, object x, int type_num, bint write) except -1:
+    """An operand of gemm or gemm_batch: an ndarray of the type, aligned, writeable if it is C.
+    Through numpy's C API with no Python objects made (both are called in loops)."""
     if not cnp.PyArray_Check(x):
         raise TypeError(f"{name} must be a numpy.ndarray, got {type(x).__name__}")
     cdef cnp.ndarray arr = <cnp.ndarray>x
     if cnp.PyArray_TYPE(arr) != type_num or not cnp.PyArray_ISNOTSWAPPED(arr):
         raise TypeError(f"{name} has dtype {x.dtype}, expected {np.dtype(cnp.PyArray_DescrFromType(type_num))} "
                         f"(all operands must share one dtype)")
-    if cnp.PyArray_NDIM(arr) != 2:
-        raise ValueError(f"{name} must be 2-D, got shape {x.shape}")
     cdef int flags = cnp.PyArray_FLAGS(arr)
     if not flags & cnp.NPY_ARRAY_ALIGNED:
         raise ValueError(f"{name} is not aligned to its element size")
     if write and not flags & cnp.NPY_ARRAY_WRITEABLE:
         raise ValueError(f"{name} is read-only")
+    return 0
+
+
+cdef int _check_matrix(str name, object x, int type_num, bint write) except -1:
+    """A 2-D operand of gemm."""
+    _check_array(name, x, type_num, write)
+    if cnp.PyArray_NDIM(<cnp.ndarray>x) != 2:
+        raise ValueError(f"{name} must be 2-D, got shape {x.shape}")
     return 0
 
 
@@ -929,17 +936,8 @@ ctypedef struct _Stack:
 cdef int _stack_layout(str name, object x, int type_num, int64_t nbatch, bint write, _Stack *S) except -1:
     """A 3-D stack (batch, rows, cols) or a 2-D matrix used for every entry, into S. Checked
     through numpy's C API with no Python objects made: this runs on every batch call."""
-    if not cnp.PyArray_Check(x):
-        raise TypeError(f"{name} must be a numpy.ndarray, got {type(x).__name__}")
+    _check_array(name, x, type_num, write)
     cdef cnp.ndarray arr = <cnp.ndarray>x
-    if cnp.PyArray_TYPE(arr) != type_num or not cnp.PyArray_ISNOTSWAPPED(arr):
-        raise TypeError(f"{name} has dtype {x.dtype}, expected {np.dtype(cnp.PyArray_DescrFromType(type_num))} "
-                        f"(all operands must share one dtype)")
-    cdef int flags = cnp.PyArray_FLAGS(arr)
-    if not flags & cnp.NPY_ARRAY_ALIGNED:
-        raise ValueError(f"{name} is not aligned to its element size")
-    if write and not flags & cnp.NPY_ARRAY_WRITEABLE:
-        raise ValueError(f"{name} is read-only")
     cdef int nd = cnp.PyArray_NDIM(arr)
     cdef cnp.npy_intp *dims = cnp.PyArray_DIMS(arr)
     cdef cnp.npy_intp *strides = cnp.PyArray_STRIDES(arr)

@@ -16,9 +16,9 @@ The ISA path is the process's (``core.cpu.target()``) unless ``target=`` names a
 runs. See docs/transpose.md.
 """
 from cython.parallel cimport parallel, prange
-from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t, uintptr_t
+from libc.stdint cimport int32_t, int64_t, uintptr_t
 from libc.stdlib cimport getenv
-from libc.string cimport memcpy, memset
+from libc.string cimport memset
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 cimport numpy as cnp
 
@@ -205,27 +205,9 @@ cdef inline int64_t _peel_bound(int64_t ld, int64_t es) noexcept nogil:
     return 0
 
 
-# Out-of-place transposes of at most this many elements run as a plain loop: the peels, borders and
-# tile loops below cost more than the whole move (4^2 f64, 1 thread: about 0.3 us of a 0.74 us call).
+# Out-of-place transposes of at most this many elements run as one tile of the kernel: the peels and
+# borders below cost more than the whole move (4^2 f64, 1 thread: about 0.3 us of a 0.74 us call).
 cdef int64_t SMALL_TRANSPOSE = 256
-
-
-cdef void _otrans_small(const char *src, char *dst, int64_t m, int64_t n, int64_t ldi, int64_t ldo,
-                        int64_t es) noexcept nogil:
-    """out[i*ldo + j] = in[j*ldi + i], element by element (es bytes each)."""
-    cdef int64_t i, j
-    if es == 8:
-        for j in range(n):
-            for i in range(m):
-                (<uint64_t *>dst)[i * ldo + j] = (<const uint64_t *>src)[j * ldi + i]
-    elif es == 4:
-        for j in range(n):
-            for i in range(m):
-                (<uint32_t *>dst)[i * ldo + j] = (<const uint32_t *>src)[j * ldi + i]
-    else:
-        for j in range(n):
-            for i in range(m):
-                memcpy(dst + (i * ldo + j) * es, src + (j * ldi + i) * es, es)
 
 
 cdef int otrans_c(const void *inp, void *out, int elemsize, int isa, int64_t m, int64_t n, int64_t ldi,
@@ -239,8 +221,8 @@ cdef int otrans_c(const void *inp, void *out, int elemsize, int isa, int64_t m, 
     if m <= 0 or n <= 0:
         return 0
     es = k.elemsize
-    if m * n <= SMALL_TRANSPOSE:
-        _otrans_small(src, dst, m, n, ldi, ldo, es)
+    if m * n <= SMALL_TRANSPOSE:  # the whole matrix as one tile of the kernel (blocks and edge loops)
+        k.otrans(src, dst, m, n, ldi, ldo, m, n, 0)
         return 0
     tm = _round_up(tile_m if tile_m > 0 else 2048, k.block_m)
     tn = _round_up(tile_n if tile_n > 0 else 128 // es, k.block_n)
