@@ -49,6 +49,7 @@ cdef extern from "smm_registry.h" nogil:
 cdef extern from "smm_kernel.h" nogil:
     ctypedef void (*smm_strided_fn)(const smm_kernel *kern, const void *a, const void *b, void *c,
                                     int64_t sa, int64_t sb, int64_t sc, int64_t nbatch)
+    int64_t SMM_GATHER
     ctypedef struct smm_kernel_full "smm_kernel":
         smm_kernel_fn fn
         smm_kernel_fn fn_cached
@@ -96,7 +97,7 @@ def _as_dtype(dtype):
     return dt
 
 
-def _as_size(name, value, allow_none=False, minimum=1):
+cdef object _as_size(str name, object value, bint allow_none=False, int64_t minimum=1):
     if value is None and allow_none:
         return None
     if type(value) is int and minimum <= value <= INT32_MAX_:   # the common case first (hot path)
@@ -634,6 +635,56 @@ cdef inline int64_t _reduce_chunk(const smm_kernel *kp, int64_t item) noexcept n
     return max(1, min(REDUCE_CHUNK, _REDUCE_BYTES // per))
 
 
+cdef int64_t _gather_singles(smm_strided_fn sfn, const smm_kernel *kp, char *a, char *b, char *c, int64_t item,
+                            const index_t *ia, const index_t *ib, const index_t *ic,
+                            int64_t sa, int64_t sb, int64_t sc, int64_t base,
+                            const int64_t *order, int64_t e, int64_t e1, bint reduce,
+                            bint in_order_only, int64_t span_a, int64_t span_b) noexcept nogil:
+    """From entry e on, the products that are not batch-reduced (with `reduce`, those whose next
+    entry has another C), REDUCE_CHUNK per call of the strided form in its gather mode, in order.
+    `in_order_only` (a batch that prefetches products too small to prefetch in a sequential
+    stack): only products whose next entry's A and B blocks start within span_a, span_b bytes
+    after theirs, which _run_entries calls without prefetch. Stops at the first other entry and
+    returns it (e1 when none is left)."""
+    cdef const void *ga[REDUCE_CHUNK]
+    cdef const void *gb[REDUCE_CHUNK]
+    cdef void *gc[REDUCE_CHUNK]
+    cdef int64_t n, g, oa, ob, oc, na = 0, nb = 0, nc = 0, da, db
+    cdef bint stop = False
+    g = order[e] if order != NULL else e
+    oa = _offset(ia, sa, base, g)
+    ob = _offset(ib, sb, base, g)
+    oc = _offset(ic, sc, base, g)
+    while e < e1 and not stop:
+        n = 0
+        while n < REDUCE_CHUNK and e < e1:
+            if e + 1 < e1:
+                g = order[e + 1] if order != NULL else e + 1
+                na = _offset(ia, sa, base, g)
+                nb = _offset(ib, sb, base, g)
+                nc = _offset(ic, sc, base, g)
+                if reduce and nc == oc:
+                    stop = True
+                    break
+                if in_order_only:
+                    da = (na - oa) * item
+                    db = (nb - ob) * item
+                    if not (0 <= da <= span_a and 0 <= db <= span_b):
+                        stop = True
+                        break
+            ga[n] = a + oa * item
+            gb[n] = b + ob * item
+            gc[n] = c + oc * item
+            n += 1
+            e += 1
+            oa = na
+            ob = nb
+            oc = nc
+        if n:
+            sfn(kp, ga, gb, gc, SMM_GATHER, 0, 0, n)
+    return e
+
+
 cdef void _run_entries(const smm_kernel *kp, char *a, char *b, char *c, int64_t item,
                        const index_t *ia, const index_t *ib, const index_t *ic,
                        int64_t sa, int64_t sb, int64_t sc, int64_t base,
@@ -643,12 +694,16 @@ cdef void _run_entries(const smm_kernel *kp, char *a, char *b, char *c, int64_t 
     share a C are one batch-reduce call when `reduce` (C read and written once per chunk of
     _reduce_chunk products).
     `cfixed`: write every product there instead (a private partial sum of one C's split run).
-    `cached`: the operands fit in cache, run the kernel's cached variant."""
+    `cached`: the operands fit in cache, run the kernel's cached variant.
+    Products that are neither batch-reduced nor prefetched go, REDUCE_CHUNK at a time and in order,
+    to the kernel's strided form in its gather mode where it has one (the loop inside the kernel,
+    as in a strided batch), see _gather_singles."""
     cdef const void *ap[REDUCE_CHUNK]
     cdef const void *bp[REDUCE_CHUNK]
     cdef int64_t e = e0, f, j, g, nxt
     cdef int64_t oc
     cdef smm_kernel_fn fn = _kernel_fn(kp, cached)
+    cdef smm_strided_fn sfn = NULL
     cdef const void *pa
     cdef const void *pb
     cdef const void *pc
@@ -669,7 +724,14 @@ cdef void _run_entries(const smm_kernel *kp, char *a, char *b, char *c, int64_t 
         span_b = <int64_t>kp.desc.ldb * (kp.desc.k if kp.desc.trans_b else kp.desc.n) * item
         seq_pf = (<int64_t>kp.desc.m * kp.desc.k + <int64_t>kp.desc.k * kp.desc.n
                   + <int64_t>kp.desc.m * kp.desc.n) * item > _SEQ_PF_BYTES
+    if cfixed == NULL and not (prefetch and seq_pf):
+        sfn = (<const smm_kernel_full *>kp).fn_strided_cached if cached else (<const smm_kernel_full *>kp).fn_strided
     while e < e1:
+        if sfn != NULL:
+            e = _gather_singles(sfn, kp, a, b, c, item, ia, ib, ic, sa, sb, sc, base, order, e, e1, reduce,
+                                prefetch, span_a, span_b)
+            if e >= e1:
+                break
         g = order[e] if order != NULL else e
         oc = _offset(ic, sc, base, g)
         f = e + 1
@@ -853,15 +915,15 @@ cdef int64_t _sorted_runs(const index_t *ic, int64_t n, int64_t *runs) noexcept 
 
 
 cdef void _minmax(const index_t *idx, int64_t n, int64_t *lo, int64_t *hi) noexcept nogil:
-    cdef int64_t e, v
-    lo[0] = idx[0]
-    hi[0] = idx[0]
+    # Selects on locals, no early branch: gcc vectorises the loop (682 int32 indices: 0.8 -> 0.2 ns each).
+    cdef index_t v, l = idx[0], h = idx[0]
+    cdef int64_t e
     for e in range(1, n):
         v = idx[e]
-        if v < lo[0]:
-            lo[0] = v
-        elif v > hi[0]:
-            hi[0] = v
+        l = v if v < l else l
+        h = v if v > h else h
+    lo[0] = l
+    hi[0] = h
 
 
 cdef int _index_range(str name, object idx, int64_t n, int64_t *lo, int64_t *hi) except -1:
@@ -1156,13 +1218,13 @@ cdef object _gemm_batch_index(a, b, c, dt, double alpha, double beta, a_index, b
     first = a_index if a_index is not None else (b_index if b_index is not None else c_index)
     cdef int64_t nb
     if first is not None:
-        nb = len(first) if hasattr(first, "__len__") else -1
-        if batch is not None and _as_size("batch", batch, minimum=0) != nb:
+        nb = cnp.PyArray_DIMS(<cnp.ndarray>first)[0] if cnp.PyArray_Check(first) and cnp.PyArray_NDIM(<cnp.ndarray>first) else -1
+        if batch is not None and _as_size("batch", batch, False, 0) != nb:
             raise ValueError(f"batch={batch} differs from the index arrays' length {nb}")
     elif batch is None:
         raise ValueError("the index form needs a_index, b_index or c_index (or batch)")
     else:
-        nb = _as_size("batch", batch, minimum=0)
+        nb = _as_size("batch", batch, False, 0)
     # Each block must lie inside its buffer for every index.
     cdef int ntypes = 0, type_seen = -1
     _check_index_operand("a_index", a_index, a, kk if ta else mm, mm if ta else kk, lda, nb, base, &type_seen, &ntypes)

@@ -646,6 +646,44 @@ def test_strided_form_of_the_smallest_kernels(rng, target, dtype):
 
 @pytest.mark.parametrize("target", [t for t in cpu.available_targets() if t != "generic"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_index_form_gathers_products_into_the_strided_form(rng, target, dtype):
+    """Without prefetch, index-form products that are not batch-reduced run, up to 64 per call, in
+    the strided form's gather mode (pointer arrays; SMM_GATHER). Mixed with batch-reduced runs,
+    split runs, C repeated out of order and beta outside {0, 1} (C scaled once per product, in
+    batch order), in cache and beyond it, on 1 and 2 threads: the same bits as one kernel call per
+    product on as many threads (prefetch='next' gathers only products whose next entry's blocks
+    follow theirs, which the random offsets here seldom do; test_index_prefetch_on_sequential_and_
+    gathered_blocks covers stacks in order), and the sequential result. (Across thread counts the
+    bits may differ: 2 threads group repeated C's, and batch-reduce them.)"""
+    l2 = cpu.cache_bytes(2)
+    cases = [((4, 4, 4), "distinct", 150), ((5, 5, 5), "random", 150), ((8, 8, 8), "grouped", 200),
+             ((13, 13, 13), "distinct", 70), ((23, 23, 23), "random", 40), ((5, 25, 5), "grouped", 130),
+             ((9, 9, 9), "distinct", 65), ((12, 12, 12), "sorted", 90),
+             ((4, 4, 4), "distinct", 3 * l2 // (16 * np.dtype(dtype).itemsize) + 5)]   # C beyond 2 L2s
+    for (m, n, k), order, nb in cases:
+        kern = smm.dispatch(m, n, k, dtype=dtype, target=target)
+        gathers = kern.cached_variant["strided"] or kern.strided
+        if m * n * k <= 512:
+            assert kern.strided and kern.cached_variant["strided"], (m, n, k)
+        nc = {"distinct": nb, "random": nb // 2, "grouped": nb // 5, "sorted": nb // 3}[order]
+        p = IndexProblem(rng, dtype, m, n, k, nb, nc=nc, integer=False, order=order)
+        # the bytes the library counts: each buffer, at most the blocks its index array can reach
+        touched = sum(min(x.nbytes, nb * r * c * x.itemsize) for x, r, c in ((p.a, m, k), (p.b, k, n), (p.c, m, n)))
+        for alpha, beta in [(1.0, 1.0), (2.5, -0.5), (0.0, 1.0), (-1.0, 0.0), (1.0, 2.5)]:
+            for threads in (1, 2):
+                results = []
+                for prefetch in ("none", "next"):
+                    results.append(p.run(alpha, beta, threads=threads, target=target, prefetch=prefetch,
+                                         distinct_c=order == "distinct"))
+                    assert smm._last_batch_regime() == ("cached" if touched <= threads * l2 else "any"), \
+                        (m, n, k, nb, threads)
+                what = f"{(m, n, k)} {order} nb={nb} alpha={alpha} beta={beta} threads={threads} gathers={gathers}"
+                assert np.array_equal(results[0], results[1]), what
+                check_index(p, results[0], alpha, beta, (), dtype, False, what)
+
+
+@pytest.mark.parametrize("target", [t for t in cpu.available_targets() if t != "generic"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_adder_update_kernels_every_beta(rng, target, dtype):
     """Kernels whose tiles add C (SMM_ADD_UPDATE: 2x12; SMM_ADD_UPDATE_CACHED: on AVX2 the
     strided forms only cached batches run) scale C first for beta outside {0, 1}; every beta

@@ -28,8 +28,12 @@ typedef struct smm_desc {
 struct smm_kernel;
 typedef void (*smm_kernel_fn)(const struct smm_kernel *kern, const void *const *a, const void *const *b,
                               void *c, int64_t count, const void *pa, const void *pb, const void *pc);
-/* A strided batch in one call: for e < nbatch, C_e := alpha*op(A_e)*op(B_e) + beta*C_e with
- * A_e = a + e*sa, B_e = b + e*sb, C_e = c + e*sc (byte strides; the C_e distinct). No prefetch. */
+/* A strided batch in one call: for e < nbatch, in order, C_e := alpha*op(A_e)*op(B_e) + beta*C_e
+ * with A_e = a + e*sa, B_e = b + e*sb, C_e = c + e*sc (byte strides; the C_e distinct). No prefetch.
+ * sa == SMM_GATHER: a, b and c are arrays of nbatch pointers instead (A_e = ((const void **)a)[e],
+ * and so on; sb and sc are not read), the C_e in any order, a C repeated only as the products run
+ * one after another would update it (the index form's entries that are not batch-reduced). */
+#define SMM_GATHER INT64_MIN
 typedef void (*smm_strided_fn)(const struct smm_kernel *kern, const void *a, const void *b, void *c,
                                int64_t sa, int64_t sb, int64_t sc, int64_t nbatch);
 

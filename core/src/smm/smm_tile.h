@@ -330,24 +330,34 @@ SMM_ALWAYS TGT void PFX(entry_strided)(const int MV, const int NR, const int FUL
 {
   const smm_desc *d = &kern->desc;
   const T alpha = (T)d->alpha, beta = (T)d->beta;
+  /* SMM_GATHER: pointer arrays. One loop serves both (a select per product, not a second copy of
+   * the unrolled body). */
+  const int gather = sa == SMM_GATHER;
+  const void *const *ga = (const void *const *)a, *const *gb = (const void *const *)b;
+  void *const *gc = (void *const *)cv;
+#define SMM_OPERANDS_(e)                                                                            \
+  const void *ae_ = gather ? ga[e] : (const void *)((const char *)a + (e) * sa);                   \
+  const void *be_ = gather ? gb[e] : (const void *)((const char *)b + (e) * sb);                   \
+  void *ce_ = gather ? gc[e] : (void *)((char *)cv + (e) * sc)
   if (__builtin_expect(alpha == (T)0 || d->trans_a || (ADDC && beta != (T)0 && beta != (T)1), 0)) {
     for (int64_t e = 0; e < nbatch; ++e) {
-      const void *ap = (const char *)a + e * sa, *bp = (const char *)b + e * sb;
+      SMM_OPERANDS_(e);
       /* the update of the tile's other forms: the same bits whichever form a batch runs (an
        * FMA with beta rounds once, scaling C first twice) */
-      PFX(entry)(MV, NR, FULLK, TB, SMM_ADD_UPDATE(MV, NR), M, N, K, LDA, LDB, LDC, kern, &ap, &bp,
-                 (char *)cv + e * sc, 1, 0, 0, 0);
+      PFX(entry)(MV, NR, FULLK, TB, SMM_ADD_UPDATE(MV, NR), M, N, K, LDA, LDB, LDC, kern, &ae_, &be_,
+                 ce_, 1, 0, 0, 0);
     }
     return;
   }
   const int64_t m = M ? M : d->m, n = N ? N : d->n, k = K ? K : d->k;
   const int64_t lda = LDA ? LDA : d->lda, ldb = LDB ? LDB : d->ldb, ldc = LDC ? LDC : d->ldc;
   for (int64_t e = 0; e < nbatch; ++e) {
-    const T *ap = (const T *)(const void *)((const char *)a + e * sa);
-    const T *bp = (const T *)(const void *)((const char *)b + e * sb);
-    PFX(body)(MV, NR, FULLK, TB, ADDC, m, n, k, &ap, &bp, 1, lda, ldb, (T *)(void *)((char *)cv + e * sc), ldc,
+    SMM_OPERANDS_(e);
+    const T *ap = (const T *)ae_, *bp = (const T *)be_;
+    PFX(body)(MV, NR, FULLK, TB, ADDC, m, n, k, &ap, &bp, 1, lda, ldb, (T *)ce_, ldc,
               alpha, beta, (const T *)0, (const T *)0, (const T *)0);
   }
+#undef SMM_OPERANDS_
 }
 
 /* A runtime-sized kernel with register tile MV x NR (TB: op(B) = B^T). */
