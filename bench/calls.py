@@ -7,6 +7,7 @@ gemm variants, each on the same Fortran-ordered float64 operands, one thread:
   core.gemm     core.smm.gemm(a, b, c)                     C += A B (checks, registry look-up, call)
   core.kernel   k(a, b, c) with k = core.smm.dispatch(...)  C += A B (checks and call only)
   core.batch1   core.smm.gemm_batch on stacks of one entry  C += A B
+  core.index1   the same through the index form (flat buffers, int32 offsets 0, distinct_c=True)
   numpy         numpy.matmul(a, b, out=c)                  C  = A B
   numpy.new     a @ b (a new array)
   torch         torch.addmm(c, a, b, out=c) on torch.from_numpy views (if torch is installed)
@@ -58,11 +59,15 @@ def gemm_variants(m):
     a, b = (np.asfortranarray(rng.random((m, m))) for _ in range(2))
     c = np.asfortranarray(np.zeros((m, m)))
     a3, b3, c3 = a[None], b[None], c[None]
+    af, bf, cf = (x.reshape(-1, order="F") for x in (a, b, c))   # views: Fortran-ordered, contiguous
+    i0 = np.zeros(1, np.int32)
     kern = smm.dispatch(m, m, m)
     out = {
         "core.gemm": lambda: smm.gemm(a, b, c),
         "core.kernel": lambda: kern(a, b, c),
         "core.batch1": lambda: smm.gemm_batch(a3, b3, c3, threads=1),
+        "core.index1": lambda: smm.gemm_batch(af, bf, cf, a_index=i0, b_index=i0, c_index=i0, m=m, n=m, k=m,
+                                              threads=1, distinct_c=True),
         "numpy": lambda: np.matmul(a, b, out=c),
         "numpy.new": lambda: a @ b,
     }

@@ -1202,19 +1202,19 @@ cdef int _check_index_operand(str name, object idx, object buf, int64_t rows, in
 
 
 cdef object _gemm_batch_index(a, b, c, dt, double alpha, double beta, a_index, b_index, c_index, int64_t base,
-                      m, n, k, lda, ldb, ldc, bint ta, bint tb, batch, int nthreads, distinct_c, int pf, int isa,
+                      m, n, k, lda_arg, ldb_arg, ldc_arg, bint ta, bint tb, batch, int nthreads, distinct_c, int pf, int isa,
                       bint explicit, bint locks=False):
     _flat("a", a, dt, False)
     _flat("b", b, dt, False)
     _flat("c", c, dt, True)
     if m is None:
         raise ValueError("the index form needs the block shape: m (and n, k)")
-    mm = _as_size("m", m)
-    nn = mm if n is None else _as_size("n", n)
-    kk = nn if k is None else _as_size("k", k)
-    lda = _as_size("lda", lda, True) or (kk if ta else mm)
-    ldb = _as_size("ldb", ldb, True) or (nn if tb else kk)
-    ldc = _as_size("ldc", ldc, True) or mm
+    cdef int64_t mm = _as_size("m", m)
+    cdef int64_t nn = mm if n is None else _as_size("n", n)
+    cdef int64_t kk = nn if k is None else _as_size("k", k)
+    cdef int64_t lda = (kk if ta else mm) if lda_arg is None else _as_size("lda", lda_arg)
+    cdef int64_t ldb = (nn if tb else kk) if ldb_arg is None else _as_size("ldb", ldb_arg)
+    cdef int64_t ldc = mm if ldc_arg is None else _as_size("ldc", ldc_arg)
     first = a_index if a_index is not None else (b_index if b_index is not None else c_index)
     cdef int64_t nb
     if first is not None:
@@ -1238,18 +1238,19 @@ cdef object _gemm_batch_index(a, b, c, dt, double alpha, double beta, a_index, b
         type_seen = cnp.NPY_INT64
     cdef bint wide = type_seen != cnp.NPY_INT32
     # The bytes of A and B (and C) blocks the batch can touch: at most each whole buffer.
-    cdef int64_t esz = cnp.PyArray_ITEMSIZE(<cnp.ndarray>a)
-    touched = (min(cnp.PyArray_NBYTES(<cnp.ndarray>a), nb * mm * kk * esz if a_index is not None else mm * kk * esz)
-               + min(cnp.PyArray_NBYTES(<cnp.ndarray>b), nb * kk * nn * esz if b_index is not None else kk * nn * esz))
-    touched_c = min(cnp.PyArray_NBYTES(<cnp.ndarray>c), nb * mm * nn * esz if c_index is not None else mm * nn * esz)
+    cdef double esz = cnp.PyArray_ITEMSIZE(<cnp.ndarray>a)
+    cdef double touched = (min(<double>cnp.PyArray_NBYTES(<cnp.ndarray>a), (nb if a_index is not None else 1) * esz * mm * kk)
+                           + min(<double>cnp.PyArray_NBYTES(<cnp.ndarray>b), (nb if b_index is not None else 1) * esz * kk * nn))
+    cdef double touched_c = min(<double>cnp.PyArray_NBYTES(<cnp.ndarray>c), (nb if c_index is not None else 1) * esz * mm * nn)
+    cdef int dtype_id = SMM_F64 if (<cnp.dtype>dt).type_num == cnp.NPY_DOUBLE else SMM_F32
     if pf < 0:
         # "auto": prefetch the next entry's blocks when the blocks the batch can touch exceed a
         # core's L2 (gathered from memory, where it pays up to 1.8x); a stack that fits is cached
         # when called repeatedly, and there the prefetches cost up to 17 % (8^3, measured).
         pf = 1 if touched > _L2_BYTES else 0
-    cdef const smm_kernel *kp = _lookup(mm, nn, kk, lda, ldb, ldc, alpha, beta, _DTYPES[dt], ta, tb, pf, isa)
+    cdef const smm_kernel *kp = _lookup(mm, nn, kk, lda, ldb, ldc, alpha, beta, dtype_id, ta, tb, pf, isa)
     # C repeats: group equal C offsets (stable: per-C order kept) so that a C belongs to one task.
-    cdef int nt = threads_for_work(nthreads, min(nb * mm * nn * kk, 1 << 62), BATCH_GRAIN) if explicit == 0 else nthreads
+    cdef int nt = threads_for_work(nthreads, <int64_t>min(<double>nb * mm * nn * kk, 4.0e18), BATCH_GRAIN) if explicit == 0 else nthreads
     cdef bint reduce = beta == 1.0 and alpha != 0.0
     order = tasks = scratch = None
     cdef int64_t nruns = 0, ntasks = 0
@@ -1319,7 +1320,7 @@ cdef object _gemm_batch_index(a, b, c, dt, double alpha, double beta, a_index, b
             # Partial sums accumulate (several reduce chunks per piece) into zeroed, tight scratch.
             scratch = np.zeros(slots * mm * nn, dtype=dt)
             scratch_p = <char *>cnp.PyArray_DATA(scratch)
-            kp0 = _lookup(mm, nn, kk, lda, ldb, mm, alpha, 1.0, _DTYPES[dt], ta, tb, pf, isa)
+            kp0 = _lookup(mm, nn, kk, lda, ldb, mm, alpha, 1.0, dtype_id, ta, tb, pf, isa)
         nt = threads_for_work(nt, ntasks, 1)
     else:
         # One thread, the locks, or distinct C's: the entries run in their given order, which is
@@ -1332,7 +1333,7 @@ cdef object _gemm_batch_index(a, b, c, dt, double alpha, double beta, a_index, b
     cdef char *pa = <char *>cnp.PyArray_DATA(a)
     cdef char *pb = <char *>cnp.PyArray_DATA(b)
     cdef char *pc = <char *>cnp.PyArray_DATA(c)
-    cdef int64_t item = c.itemsize, nbb = nb
+    cdef int64_t item = cnp.PyArray_ITEMSIZE(<cnp.ndarray>c), nbb = nb
     cdef bint pref = pf != 0
     cdef void *ia = NULL if a_index is None else cnp.PyArray_DATA(a_index)
     cdef void *ib = NULL if b_index is None else cnp.PyArray_DATA(b_index)
