@@ -649,7 +649,7 @@ cdef int64_t _gather_singles(smm_strided_fn sfn, const smm_kernel *kp, char *a, 
     cdef const void *ga[REDUCE_CHUNK]
     cdef const void *gb[REDUCE_CHUNK]
     cdef void *gc[REDUCE_CHUNK]
-    cdef int64_t n, g, oa, ob, oc, na = 0, nb = 0, nc = 0, da, db
+    cdef int64_t n, g, oa, ob, oc, a_next = 0, b_next = 0, c_next = 0, da, db
     cdef bint stop = False
     g = order[e] if order != NULL else e
     oa = _offset(ia, sa, base, g)
@@ -660,15 +660,15 @@ cdef int64_t _gather_singles(smm_strided_fn sfn, const smm_kernel *kp, char *a, 
         while n < REDUCE_CHUNK and e < e1:
             if e + 1 < e1:
                 g = order[e + 1] if order != NULL else e + 1
-                na = _offset(ia, sa, base, g)
-                nb = _offset(ib, sb, base, g)
-                nc = _offset(ic, sc, base, g)
-                if reduce and nc == oc:
+                a_next = _offset(ia, sa, base, g)
+                b_next = _offset(ib, sb, base, g)
+                c_next = _offset(ic, sc, base, g)
+                if reduce and c_next == oc:
                     stop = True
                     break
                 if in_order_only:
-                    da = (na - oa) * item
-                    db = (nb - ob) * item
+                    da = (a_next - oa) * item
+                    db = (b_next - ob) * item
                     if not (0 <= da <= span_a and 0 <= db <= span_b):
                         stop = True
                         break
@@ -677,9 +677,9 @@ cdef int64_t _gather_singles(smm_strided_fn sfn, const smm_kernel *kp, char *a, 
             gc[n] = c + oc * item
             n += 1
             e += 1
-            oa = na
-            ob = nb
-            oc = nc
+            oa = a_next
+            ob = b_next
+            oc = c_next
         if n:
             sfn(kp, ga, gb, gc, SMM_GATHER, 0, 0, n)
     return e
@@ -915,7 +915,7 @@ cdef int64_t _sorted_runs(const index_t *ic, int64_t n, int64_t *runs) noexcept 
 
 
 cdef void _minmax(const index_t *idx, int64_t n, int64_t *lo, int64_t *hi) noexcept nogil:
-    # Selects on locals, no early branch: gcc vectorises the loop (682 int32 indices: 0.8 -> 0.2 ns each).
+    # Selects on locals, no early branch: gcc vectorises the loop (682 int32 indices: 0.8 -> 0.3 ns each).
     cdef index_t v, l = idx[0], h = idx[0]
     cdef int64_t e
     for e in range(1, n):
@@ -934,8 +934,10 @@ cdef int _index_range(str name, object idx, int64_t n, int64_t *lo, int64_t *hi)
     cdef int t = cnp.PyArray_TYPE(arr)
     if (t != cnp.NPY_INT32 and t != cnp.NPY_INT64) or not cnp.PyArray_ISNOTSWAPPED(arr):
         raise TypeError(f"{name} must have dtype int32 or int64, got {idx.dtype}")
-    if cnp.PyArray_NDIM(arr) != 1 or cnp.PyArray_DIMS(arr)[0] != n:
-        raise ValueError(f"{name} must be 1-D of the batch length {n}, got shape {idx.shape}")
+    if cnp.PyArray_NDIM(arr) != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {idx.shape}")
+    if cnp.PyArray_DIMS(arr)[0] != n:
+        raise ValueError(f"{name} must have the batch length {n}, got {idx.shape[0]} entries")
     cdef int flags = cnp.PyArray_FLAGS(arr)
     if not flags & cnp.NPY_ARRAY_C_CONTIGUOUS or not flags & cnp.NPY_ARRAY_ALIGNED:
         raise ValueError(f"{name} must be contiguous and aligned")
@@ -1218,7 +1220,10 @@ cdef object _gemm_batch_index(a, b, c, dt, double alpha, double beta, a_index, b
     first = a_index if a_index is not None else (b_index if b_index is not None else c_index)
     cdef int64_t nb
     if first is not None:
-        nb = cnp.PyArray_DIMS(<cnp.ndarray>first)[0] if cnp.PyArray_Check(first) and cnp.PyArray_NDIM(<cnp.ndarray>first) else -1
+        if cnp.PyArray_Check(first):   # (its dtype and shape are checked below)
+            nb = cnp.PyArray_DIMS(<cnp.ndarray>first)[0] if cnp.PyArray_NDIM(<cnp.ndarray>first) else -1
+        else:
+            nb = len(first) if hasattr(first, "__len__") else -1
         if batch is not None and _as_size("batch", batch, False, 0) != nb:
             raise ValueError(f"batch={batch} differs from the index arrays' length {nb}")
     elif batch is None:
