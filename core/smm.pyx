@@ -635,6 +635,12 @@ cdef inline int64_t _reduce_chunk(const smm_kernel *kp, int64_t item) noexcept n
     return max(1, min(REDUCE_CHUNK, _REDUCE_BYTES // per))
 
 
+cdef inline bint _follows(int64_t da, int64_t db, int64_t span_a, int64_t span_b) noexcept nogil:
+    """Do the next product's A and B blocks start da, db bytes after this one's, within one block
+    (span_a, span_b)? Such products stream as a strided batch's do (see _run_entries)."""
+    return 0 <= da <= span_a and 0 <= db <= span_b
+
+
 cdef int64_t _gather_singles(smm_strided_fn sfn, const smm_kernel *kp, char *a, char *b, char *c, int64_t item,
                             const index_t *ia, const index_t *ib, const index_t *ic,
                             int64_t sa, int64_t sb, int64_t sc, int64_t base,
@@ -669,7 +675,7 @@ cdef int64_t _gather_singles(smm_strided_fn sfn, const smm_kernel *kp, char *a, 
                 if in_order_only:
                     da = (a_next - oa) * item
                     db = (b_next - ob) * item
-                    if not (0 <= da <= span_a and 0 <= db <= span_b):
+                    if not _follows(da, db, span_a, span_b):
                         stop = True
                         break
             ga[n] = a + oa * item
@@ -749,7 +755,7 @@ cdef void _run_entries(const smm_kernel *kp, char *a, char *b, char *c, int64_t 
             if j > e and inorder and not seq_pf:
                 da = <const char *>ap[j - e] - <const char *>ap[j - e - 1]
                 db = <const char *>bp[j - e] - <const char *>bp[j - e - 1]
-                inorder = 0 <= da <= span_a and 0 <= db <= span_b
+                inorder = _follows(da, db, span_a, span_b)
         if prefetch:
             nxt = f if f < e1 else f - 1
             nxt = order[nxt] if order != NULL else nxt
@@ -758,7 +764,7 @@ cdef void _run_entries(const smm_kernel *kp, char *a, char *b, char *c, int64_t 
             pc = c + _offset(ic, sc, base, nxt) * item
             da = <const char *>pa - <const char *>ap[f - e - 1]
             db = <const char *>pb - <const char *>bp[f - e - 1]
-            if not seq_pf and inorder and 0 <= da <= span_a and 0 <= db <= span_b:
+            if not seq_pf and inorder and _follows(da, db, span_a, span_b):
                 pa = pb = pc = NULL
             fn(kp, ap, bp, cfixed if cfixed != NULL else c + oc * item, f - e, pa, pb, pc)
         else:
