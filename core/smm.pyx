@@ -805,18 +805,104 @@ cdef inline int64_t _team_bound(int64_t n, int64_t j) noexcept nogil:
     return min(j * ((n + nt - 1) // nt), n)
 
 
+# A strided batch whose entries do not divide evenly among the team hands its last nbatch % team
+# entries out by columns instead: member t computes columns [t*w, (t+1)*w) of each (kernels for w
+# columns and for the last piece's width), so that no member runs a whole product more than the
+# others (64^3 in cache, 5 products on 2 threads: 3 against 2 products, a third of the second
+# core idle). Only for products of at least _SPLIT_WORK (m*n*k): below it (20^3, 16^3) the pieces cost
+# what the balance gains. Every C column sums its products in the same order, so the bits do not
+# depend on the split (tests/test_smm_batch.py).
+cdef int64_t _SPLIT_WORK = 16384
+cdef bint _split_tails = True
+
+
+def _split_tail(enabled=None):
+    """Whether strided batches split their uneven tail by columns (see _Tail); enabled=False turns
+    it off for the process (a hook for tests and A/B timing). Returns the setting in force before."""
+    global _split_tails
+    cdef bint before = _split_tails
+    if enabled is not None:
+        _split_tails = bool(enabled)
+    return before
+
+cdef struct _Tail:
+    int nt                    # the team the split was made for (another team size: no split)
+    int64_t w                 # columns per piece; piece t starts at column t*w
+    const smm_kernel *kw      # kernel for w columns
+    const smm_kernel *kl      # kernel for the last piece (n - (nt-1)*w columns, at least 1)
+    int64_t bcol, ccol        # bytes from one column of op(B) and of C to the next
+
+
+cdef void _run_piece(const _Tail *tail, char *a, char *b, char *c, int64_t sa, int64_t sb, int64_t sc,
+                     int64_t e0, int64_t e1, int64_t t, bint cached) noexcept nogil:
+    """Member t's columns of entries [e0, e1)."""
+    cdef const smm_kernel *kp = tail.kl if t == tail.nt - 1 else tail.kw
+    cdef int64_t e, j0 = t * tail.w
+    cdef const void *ap
+    cdef const void *bp
+    cdef smm_kernel_fn fn = _kernel_fn(kp, cached)
+    for e in range(e0, e1):
+        ap = a + e * sa
+        bp = b + e * sb + j0 * tail.bcol
+        fn(kp, &ap, &bp, c + e * sc + j0 * tail.ccol, 1, NULL, NULL, NULL)
+
+
 cdef void _run_strided_batch(const smm_kernel *kp, char *a, char *b, char *c, int64_t sa, int64_t sb,
-                             int64_t sc, int64_t nbatch, bint prefetch, int nthreads, bint cached) noexcept nogil:
-    cdef int64_t t = 0, e0 = 0, e1 = 0
+                             int64_t sc, int64_t nbatch, bint prefetch, int nthreads, bint cached,
+                             const _Tail *tail) noexcept nogil:
+    cdef int64_t t = 0, e0 = 0, e1 = 0, whole = nbatch
     if nthreads <= 1:
         _run_strided(kp, a, b, c, sa, sb, sc, 0, nbatch, prefetch, cached)
         return
     with parallel(num_threads=nthreads):
         t = openmp.omp_get_thread_num()
-        e0 = _team_bound(nbatch, t)
-        e1 = _team_bound(nbatch, t + 1)
+        whole = nbatch
+        if tail != NULL and openmp.omp_get_num_threads() == tail.nt:
+            whole = nbatch - nbatch % tail.nt
+        e0 = _team_bound(whole, t)
+        e1 = _team_bound(whole, t + 1)
         if e0 < e1:
             _run_strided(kp, a, b, c, sa, sb, sc, e0, e1, prefetch, cached)
+        if whole < nbatch:
+            _run_piece(tail, a, b, c, sa, sb, sc, whole, nbatch, t, cached)
+
+
+# The last split planned (a batch is often called again with the same kernel and team).
+cdef _Tail _tail_memo
+cdef const smm_kernel *_tail_memo_kp = NULL
+cdef bint _tail_memo_cached = False
+
+
+cdef const _Tail *_plan_tail(const smm_kernel *kp, int64_t nb, int nt, int64_t item, int isa, bint cached,
+                             _Tail *tail) except? NULL:
+    """The column split of a batch's uneven tail (see _Tail), or NULL where it does not apply.
+    Called with the GIL held (the memo is shared)."""
+    global _tail_memo, _tail_memo_kp, _tail_memo_cached
+    cdef const smm_desc *d = &kp.desc
+    cdef int64_t n = d.n, w, nr = max(1, <int64_t>(kp.nr_cached if cached else kp.nr))
+    if not _split_tails or nt <= 1 or nb % nt == 0 or <int64_t>d.m * d.n * d.k < _SPLIT_WORK or n < 2 * nt:
+        return NULL
+    if _tail_memo_kp == kp and _tail_memo.nt == nt and _tail_memo_cached == cached:
+        tail[0] = _tail_memo
+        return tail
+    w = (n + nt - 1) // nt
+    if (nt - 1) * (((w + nr - 1) // nr) * nr) < n:
+        w = ((w + nr - 1) // nr) * nr  # whole register tiles per piece where the last keeps columns
+    if (nt - 1) * w >= n:  # many threads, few columns (n = 11 on 5 threads): no column for the last
+        return NULL
+    tail.nt = nt
+    tail.w = w
+    tail.kw = _lookup(d.m, w, d.k, d.lda, d.ldb, d.ldc, d.alpha, d.beta, d.dtype, d.trans_a, d.trans_b, 0, isa)
+    tail.kl = tail.kw
+    if n - (nt - 1) * w != w:
+        tail.kl = _lookup(d.m, n - (nt - 1) * w, d.k, d.lda, d.ldb, d.ldc, d.alpha, d.beta, d.dtype,
+                          d.trans_a, d.trans_b, 0, isa)
+    tail.bcol = item * (1 if d.trans_b else d.ldb)
+    tail.ccol = item * d.ldc
+    _tail_memo = tail[0]
+    _tail_memo_kp = kp
+    _tail_memo_cached = cached
+    return tail
 
 
 ctypedef fused real_t:
@@ -1162,10 +1248,12 @@ cdef object _gemm_batch_strided(a, b, c, dt, double alpha, double beta, bint ta,
                                                  + <double>nb * mm * nn), nt)
     # "auto" does not prefetch a batch that sits in the threads' L2: the next product is there already.
     cdef bint pref = pf != 0 and not (auto and fits)
+    cdef _Tail tail
+    cdef const _Tail *tp = _plan_tail(kp, nb, nt, item, isa, fits, &tail)
     global _last_cached
     _last_cached = fits
     with nogil:
-        _run_strided_batch(kp, p1, p2, pc, b1, b2, bc, nb, pref, nt, fits)
+        _run_strided_batch(kp, p1, p2, pc, b1, b2, bc, nb, pref, nt, fits, tp)
     return c
 
 

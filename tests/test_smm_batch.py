@@ -167,6 +167,51 @@ def test_strided_two_threads_equal_one(target, dtype, rng):
         assert np.array_equal(one, two), f"2 threads differ from 1: {m}x{n}x{k} ta={ta} tb={tb} {la}/{lb}/{lc}"
 
 
+# Products of at least 16384 multiply-adds (m*n*k), where a batch that does not divide evenly among
+# the team splits its last entries by columns; n = 7 on 3 threads leaves a last piece of 1 column,
+# n = 11 on 5 threads none (no split then).
+TAIL_SHAPES = [(25, 27, 26), (64, 64, 64), (40, 9, 50), (33, 17, 31), (5, 80, 41), (12, 7, 200), (100, 100, 3),
+               (40, 11, 50)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("target", TARGETS)
+def test_strided_uneven_tail_split_by_columns(target, dtype, rng):
+    """Batches of few large products on 2, 3 and 5 threads (the entries left over after an even share
+    are computed by columns on every thread): the bits equal one thread's and those of the same call
+    without the split, and nothing outside the C matrices changes."""
+    layouts = [("C", "C", "C"), ("F", "bcast", "F"), ("2d", "every2", "Cpad"), ("Fpad", "F", "every2"),
+               ("inter", "C", "Finter"), ("C", "2d", "inter")]
+    assert smm._split_tail() is True
+    for i, ((m, n, k), (ta, tb), nb) in enumerate(itertools.product(TAIL_SHAPES, TRANS, (1, 3, 5))):
+        alpha, beta = ALPHA_BETA[(5 * i) % len(ALPHA_BETA)]
+        la, lb, lc = layouts[i % len(layouts)]
+        threads = (2, 3, 5)[i % 3]
+        a = make_stack(rng, nb, op_shape(m, k, ta), dtype, la)
+        b = make_stack(rng, nb, op_shape(k, n, tb), dtype, lb)
+        c0 = make_stack(rng, nb, (m, n), dtype, lc)
+        owner = c0.base if c0.base is not None else c0
+        owner0 = owner.copy()
+        ref, scale = strided_reference(a, b, c0, alpha, beta, ta, tb)
+        what = f"{m}x{n}x{k} batch={nb} ta={ta} tb={tb} {la}/{lb}/{lc} alpha={alpha} beta={beta}"
+        outs = {}
+        for key, t, split in (("one", 1, True), ("split", threads, True), ("whole", threads, False)):
+            owner[...] = owner0
+            smm._split_tail(split)
+            try:
+                smm.gemm_batch(a, b, c0, alpha, beta, trans_a=ta, trans_b=tb, threads=t, target=target)
+            finally:
+                smm._split_tail(True)
+            outs[key] = owner.copy()
+        got = c0.copy()
+        assert_close(got, ref, scale, dtype, f"strided split tail {target} {what}")
+        owner[...] = owner0
+        c0[...] = got
+        assert np.array_equal(owner, outs["split"]), f"{what}: wrote outside the C matrices"
+        assert np.array_equal(outs["split"], outs["one"]), f"{threads} threads differ from 1: {what}"
+        assert np.array_equal(outs["split"], outs["whole"]), f"the split changed the bits: {what}"
+
+
 @pytest.mark.parametrize("target", TARGETS)
 def test_strided_prefetch_does_not_change_results(target, rng):
     for (m, n, k), threads in itertools.product([(5, 5, 5), (13, 7, 9), (23, 23, 23), (48, 41, 44)], (1, 2)):
