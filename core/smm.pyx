@@ -921,11 +921,15 @@ cdef void _run_batch(const smm_kernel *kp, const smm_kernel *kp0, char *a, char 
                      const index_t *ia, const index_t *ib, const index_t *ic,
                      int64_t sa, int64_t sb, int64_t sc, int64_t base, int64_t nbatch,
                      const int64_t *order, const int64_t *tasks, int64_t ntasks, char *scratch,
-                     bint reduce, bint prefetch, int nthreads, bint cached) noexcept nogil:
+                     bint reduce, bint prefetch, int nthreads, bint cached, const _Tail *tail) noexcept nogil:
     """Whole batch. `tasks` (rows of e0, e1, slot) keep every C inside one task, or split a long
     run of one C (batch-reduce only) into tasks whose partial sums go to scratch slot >= 0 (kernel
-    kp0: beta = 1 onto zeroed scratch, tight ldc), added in order afterwards. NULL tasks: one task, or distinct C's."""
-    cdef int64_t r, t = 0, e0 = 0, e1 = 0
+    kp0: beta = 1 onto zeroed scratch, tight ldc), added in order afterwards. NULL tasks: one task, or distinct C's
+    (then `tail`, if not NULL, splits the entries beyond an even share by columns, as in a strided batch)."""
+    cdef int64_t r, t = 0, e0 = 0, e1 = 0, whole = nbatch, e = 0
+    cdef const smm_kernel *kt = NULL
+    cdef const void *ap = NULL
+    cdef const void *bp = NULL
     cdef int64_t sbytes = <int64_t>kp.desc.m * kp.desc.n * item
     if tasks == NULL:
         if nthreads <= 1:
@@ -935,10 +939,20 @@ cdef void _run_batch(const smm_kernel *kp, const smm_kernel *kp0, char *a, char 
         # thread streams through its part and prefetches its own next entry.
         with parallel(num_threads=nthreads):
             t = openmp.omp_get_thread_num()
-            e0 = _team_bound(nbatch, t)
-            e1 = _team_bound(nbatch, t + 1)
+            whole = nbatch
+            if tail != NULL and order == NULL and openmp.omp_get_num_threads() == tail.nt:
+                whole = nbatch - nbatch % tail.nt
+            e0 = _team_bound(whole, t)
+            e1 = _team_bound(whole, t + 1)
             if e0 < e1:
                 _run_entries(kp, a, b, c, item, ia, ib, ic, sa, sb, sc, base, order, e0, e1, reduce, prefetch, NULL, cached)
+            if whole < nbatch:
+                kt = tail.kl if t == tail.nt - 1 else tail.kw
+                for e in range(whole, nbatch):
+                    ap = a + _offset(ia, sa, base, e) * item
+                    bp = b + _offset(ib, sb, base, e) * item + t * tail.w * tail.bcol
+                    _kernel_fn(kt, cached)(kt, &ap, &bp, c + _offset(ic, sc, base, e) * item + t * tail.w * tail.ccol,
+                                           1, NULL, NULL, NULL)
         return
     for r in prange(ntasks, nogil=True, num_threads=nthreads, schedule="dynamic"):
         if tasks[3 * r + 2] < 0:
@@ -1427,6 +1441,10 @@ cdef object _gemm_batch_index(a, b, c, dt, double alpha, double beta, a_index, b
         order = None
         order_p = NULL
     cdef bint fits = _fits_cache(<double>(touched + touched_c), nt)
+    cdef _Tail tail
+    # Distinct C's on a team: the entries beyond an even share run by columns (see _Tail).
+    cdef const _Tail *tp = _plan_tail(kp, nb, nt, cnp.PyArray_ITEMSIZE(<cnp.ndarray>c), isa, fits, &tail) \
+        if tasks_p == NULL and not locked and order_p == NULL else NULL
     global _last_cached
     _last_cached = fits
     cdef char *pa = <char *>cnp.PyArray_DATA(a)
@@ -1450,11 +1468,11 @@ cdef object _gemm_batch_index(a, b, c, dt, double alpha, double beta, a_index, b
         if wide:
             _run_batch[int64_t](kp, kp0, pa, pb, pc, item, <const int64_t *>ia, <const int64_t *>ib,
                                 <const int64_t *>ic, 0, 0, 0, base, nbb, order_p, tasks_p, ntasks, scratch_p,
-                                reduce, pref, nt, fits)
+                                reduce, pref, nt, fits, tp)
         else:
             _run_batch[int32_t](kp, kp0, pa, pb, pc, item, <const int32_t *>ia, <const int32_t *>ib,
                                 <const int32_t *>ic, 0, 0, 0, base, nbb, order_p, tasks_p, ntasks, scratch_p,
-                                reduce, pref, nt, fits)
+                                reduce, pref, nt, fits, tp)
     if scratch is not None:
         _add_partial_sums(c, scratch, tasks, runs, order, c_index, base, mm, nn, ldc)
     return c

@@ -382,6 +382,36 @@ SCENARIOS = {
 }
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("target", TARGETS)
+def test_index_uneven_tail_split_by_columns(target, dtype, rng):
+    """Index stacks of few large products with distinct C's on 2, 3 and 5 threads (as the strided
+    test above: the leftover entries run by columns): bits equal one thread's and those without the
+    split, results match the sequential reference, nothing outside the C blocks changes; with
+    distinct C's checked and promised (distinct_c=True), both index dtypes and bases."""
+    for i, ((m, n, k), (ta, tb), nb) in enumerate(itertools.product(TAIL_SHAPES, TRANS, (1, 3, 5))):
+        alpha, beta = ALPHA_BETA[(7 * i) % len(ALPHA_BETA)]
+        threads = (2, 3, 5)[i % 3]
+        c_layout = ("blocks", "tiles")[i % 2]
+        p = IndexProblem(rng, dtype, m, n, k, nb, nc=nb + i % 3, ta=ta, tb=tb, pads=(i % 2, i % 3, 1),
+                         integer=False, c_layout=c_layout, order="distinct")
+        idx_dtype, base, promise = (np.int32, 0, False) if i % 2 else (np.int64, 1, True)
+        what = f"index {m}x{n}x{k} batch={nb} ta={ta} tb={tb} {c_layout} alpha={alpha} beta={beta} threads={threads}"
+        one = p.run(alpha, beta, idx_dtype, base, threads=1, target=target)
+        check_index(p, one, alpha, beta, (), dtype, False, what)
+        ref, _ = p.reference(alpha, beta)
+        outside = ~p.covered()
+        assert np.array_equal(one[outside], p.c[outside]), f"{what}: wrote outside the C blocks"
+        split = p.run(alpha, beta, idx_dtype, base, threads=threads, target=target, distinct_c=promise)
+        smm._split_tail(False)
+        try:
+            whole = p.run(alpha, beta, idx_dtype, base, threads=threads, target=target, distinct_c=promise)
+        finally:
+            smm._split_tail(True)
+        assert np.array_equal(split, one), f"{threads} threads differ from 1: {what}"
+        assert np.array_equal(split, whole), f"the split changed the bits: {what}"
+
+
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("target", TARGETS)
