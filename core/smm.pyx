@@ -805,25 +805,27 @@ cdef inline int64_t _team_bound(int64_t n, int64_t j) noexcept nogil:
     return min(j * ((n + nt - 1) // nt), n)
 
 
-# A strided batch whose entries do not divide evenly among the team hands its last nbatch % team
-# entries out by columns instead: member t computes columns [t*w, (t+1)*w) of each (kernels for w
-# columns and for the last piece's width), so that no member runs a whole product more than the
-# others (64^3 in cache, 5 products on 2 threads: 3 against 2 products, a third of the second
-# core idle). Only for products of at least _SPLIT_WORK (m*n*k): below it (20^3, 16^3) the pieces cost
-# what the balance gains. Every C column sums its products in the same order, so the bits do not
-# depend on the split (tests/test_smm_batch.py).
+# A batch of distinct C's whose entries do not divide evenly among the team (strided, or the index
+# form with distinct C's) hands its last nbatch % team entries out by columns instead: member t
+# computes columns [t*w, (t+1)*w) of each (kernels for w columns and for the last piece's width),
+# so that no member runs a whole product more than the others (64^3 in cache, 5 products on 2
+# threads: 3 against 2 products, a third of the second core idle). Only for products of at least
+# _SPLIT_WORK (m*n*k): below it (20^3, 16^3) the pieces cost what the balance gains. Every C column
+# sums its products in the same order, so the bits do not depend on the split
+# (tests/test_smm_batch.py, *_uneven_tail_split_by_columns).
 cdef int64_t _SPLIT_WORK = 16384
 cdef bint _split_tails = True
 
 
 def _split_tail(enabled=None):
-    """Whether strided batches split their uneven tail by columns (see _Tail); enabled=False turns
-    it off for the process (a hook for tests and A/B timing). Returns the setting in force before."""
+    """Whether batches split their uneven tail by columns (see _Tail); enabled=False turns it off
+    for the process (a hook for tests and A/B timing). Returns the setting in force before."""
     global _split_tails
     cdef bint before = _split_tails
     if enabled is not None:
         _split_tails = bool(enabled)
     return before
+
 
 cdef struct _Tail:
     int nt                    # the team the split was made for (another team size: no split)
@@ -833,38 +835,38 @@ cdef struct _Tail:
     int64_t bcol, ccol        # bytes from one column of op(B) and of C to the next
 
 
-cdef void _run_piece(const _Tail *tail, char *a, char *b, char *c, int64_t sa, int64_t sb, int64_t sc,
-                     int64_t e0, int64_t e1, int64_t t, bint cached) noexcept nogil:
-    """Member t's columns of entries [e0, e1)."""
+cdef inline void _run_piece(const _Tail *tail, int64_t t, const char *a, const char *b, char *c,
+                            bint cached) noexcept nogil:
+    """Member t's columns of one product (A, B, C: its whole blocks)."""
     cdef const smm_kernel *kp = tail.kl if t == tail.nt - 1 else tail.kw
-    cdef int64_t e, j0 = t * tail.w
-    cdef const void *ap
-    cdef const void *bp
-    cdef smm_kernel_fn fn = _kernel_fn(kp, cached)
-    for e in range(e0, e1):
-        ap = a + e * sa
-        bp = b + e * sb + j0 * tail.bcol
-        fn(kp, &ap, &bp, c + e * sc + j0 * tail.ccol, 1, NULL, NULL, NULL)
+    cdef const void *ap = a
+    cdef const void *bp = b + t * tail.w * tail.bcol
+    _kernel_fn(kp, cached)(kp, &ap, &bp, c + t * tail.w * tail.ccol, 1, NULL, NULL, NULL)
+
+
+cdef inline int64_t _even_share(const _Tail *tail, int64_t nbatch) noexcept nogil:
+    """Inside a parallel block: the entries that run whole (the rest by columns, _run_piece)."""
+    if tail != NULL and openmp.omp_get_num_threads() == tail.nt:
+        return nbatch - nbatch % tail.nt
+    return nbatch
 
 
 cdef void _run_strided_batch(const smm_kernel *kp, char *a, char *b, char *c, int64_t sa, int64_t sb,
                              int64_t sc, int64_t nbatch, bint prefetch, int nthreads, bint cached,
                              const _Tail *tail) noexcept nogil:
-    cdef int64_t t = 0, e0 = 0, e1 = 0, whole = nbatch
+    cdef int64_t t = 0, e0 = 0, e1 = 0, whole = nbatch, e = 0
     if nthreads <= 1:
         _run_strided(kp, a, b, c, sa, sb, sc, 0, nbatch, prefetch, cached)
         return
     with parallel(num_threads=nthreads):
         t = openmp.omp_get_thread_num()
-        whole = nbatch
-        if tail != NULL and openmp.omp_get_num_threads() == tail.nt:
-            whole = nbatch - nbatch % tail.nt
+        whole = _even_share(tail, nbatch)
         e0 = _team_bound(whole, t)
         e1 = _team_bound(whole, t + 1)
         if e0 < e1:
             _run_strided(kp, a, b, c, sa, sb, sc, e0, e1, prefetch, cached)
-        if whole < nbatch:
-            _run_piece(tail, a, b, c, sa, sb, sc, whole, nbatch, t, cached)
+        for e in range(whole, nbatch):
+            _run_piece(tail, t, a + e * sa, b + e * sb, c + e * sc, cached)
 
 
 # The last split planned (a batch is often called again with the same kernel and team).
@@ -927,9 +929,6 @@ cdef void _run_batch(const smm_kernel *kp, const smm_kernel *kp0, char *a, char 
     kp0: beta = 1 onto zeroed scratch, tight ldc), added in order afterwards. NULL tasks: one task, or distinct C's
     (then `tail`, if not NULL, splits the entries beyond an even share by columns, as in a strided batch)."""
     cdef int64_t r, t = 0, e0 = 0, e1 = 0, whole = nbatch, e = 0
-    cdef const smm_kernel *kt = NULL
-    cdef const void *ap = NULL
-    cdef const void *bp = NULL
     cdef int64_t sbytes = <int64_t>kp.desc.m * kp.desc.n * item
     if tasks == NULL:
         if nthreads <= 1:
@@ -939,20 +938,14 @@ cdef void _run_batch(const smm_kernel *kp, const smm_kernel *kp0, char *a, char 
         # thread streams through its part and prefetches its own next entry.
         with parallel(num_threads=nthreads):
             t = openmp.omp_get_thread_num()
-            whole = nbatch
-            if tail != NULL and order == NULL and openmp.omp_get_num_threads() == tail.nt:
-                whole = nbatch - nbatch % tail.nt
+            whole = _even_share(tail if order == NULL else NULL, nbatch)
             e0 = _team_bound(whole, t)
             e1 = _team_bound(whole, t + 1)
             if e0 < e1:
                 _run_entries(kp, a, b, c, item, ia, ib, ic, sa, sb, sc, base, order, e0, e1, reduce, prefetch, NULL, cached)
-            if whole < nbatch:
-                kt = tail.kl if t == tail.nt - 1 else tail.kw
-                for e in range(whole, nbatch):
-                    ap = a + _offset(ia, sa, base, e) * item
-                    bp = b + _offset(ib, sb, base, e) * item + t * tail.w * tail.bcol
-                    _kernel_fn(kt, cached)(kt, &ap, &bp, c + _offset(ic, sc, base, e) * item + t * tail.w * tail.ccol,
-                                           1, NULL, NULL, NULL)
+            for e in range(whole, nbatch):
+                _run_piece(tail, t, a + _offset(ia, sa, base, e) * item, b + _offset(ib, sb, base, e) * item,
+                           c + _offset(ic, sc, base, e) * item, cached)
         return
     for r in prange(ntasks, nogil=True, num_threads=nthreads, schedule="dynamic"):
         if tasks[3 * r + 2] < 0:
