@@ -399,7 +399,6 @@ def test_index_uneven_tail_split_by_columns(target, dtype, rng):
         what = f"index {m}x{n}x{k} batch={nb} ta={ta} tb={tb} {c_layout} alpha={alpha} beta={beta} threads={threads}"
         one = p.run(alpha, beta, idx_dtype, base, threads=1, target=target)
         check_index(p, one, alpha, beta, (), dtype, False, what)
-        ref, _ = p.reference(alpha, beta)
         outside = ~p.covered()
         assert np.array_equal(one[outside], p.c[outside]), f"{what}: wrote outside the C blocks"
         split = p.run(alpha, beta, idx_dtype, base, threads=threads, target=target, distinct_c=promise)
