@@ -895,13 +895,14 @@ cdef const smm_kernel *_tail_memo_kp = NULL
 cdef bint _tail_memo_cached = False
 
 
-cdef const _Tail *_plan_tail(const smm_kernel *kp, int64_t nb, int nt, int64_t item, int isa, bint cached,
+cdef const _Tail *_plan_tail(const smm_kernel *kp, int64_t nb, int nt, int isa, bint cached,
                              _Tail *tail) except? NULL:
     """The column split of a batch's uneven tail (see _Tail), or NULL where it does not apply.
     Called with the GIL held (the memo is shared)."""
     global _tail_memo, _tail_memo_kp, _tail_memo_cached
     cdef const smm_desc *d = &kp.desc
     cdef int64_t n = d.n, w, nr = max(1, <int64_t>(kp.nr_cached if cached else kp.nr))
+    cdef int64_t item = 8 if d.dtype == SMM_F64 else 4
     if not _split_tails or nt <= 1 or nb % nt == 0 or <int64_t>d.m * d.n * d.k < _SPLIT_WORK or n < 2 * nt:
         return NULL
     if _tail_memo_kp == kp and _tail_memo.nt == nt and _tail_memo_cached == cached:
@@ -958,7 +959,7 @@ cdef void _run_batch(const smm_kernel *kp, const smm_kernel *kp0, char *a, char 
         # thread streams through its part and prefetches its own next entry.
         with parallel(num_threads=nthreads):
             t = openmp.omp_get_thread_num()
-            whole = _even_share(tail if order == NULL else NULL, nbatch)
+            whole = _even_share(tail, nbatch)
             e0 = _team_bound(whole, t)
             e1 = _team_bound(whole, t + 1)
             if e0 < e1:
@@ -1276,7 +1277,7 @@ cdef object _gemm_batch_strided(a, b, c, dt, double alpha, double beta, bint ta,
     # "auto" does not prefetch a batch that sits in the threads' L2: the next product is there already.
     cdef bint pref = pf != 0 and not (auto and fits)
     cdef _Tail tail
-    cdef const _Tail *tp = _plan_tail(kp, nb, nt, item, isa, fits, &tail)
+    cdef const _Tail *tp = _plan_tail(kp, nb, nt, isa, fits, &tail)
     global _last_cached
     _last_cached = fits
     with nogil:
@@ -1456,7 +1457,7 @@ cdef object _gemm_batch_index(a, b, c, dt, double alpha, double beta, a_index, b
     cdef bint fits = _fits_cache(<double>(touched + touched_c), nt)
     cdef _Tail tail
     # Distinct C's on a team: the entries beyond an even share run by columns (see _Tail).
-    cdef const _Tail *tp = _plan_tail(kp, nb, nt, cnp.PyArray_ITEMSIZE(<cnp.ndarray>c), isa, fits, &tail) \
+    cdef const _Tail *tp = _plan_tail(kp, nb, nt, isa, fits, &tail) \
         if tasks_p == NULL and not locked and order_p == NULL else NULL
     global _last_cached
     _last_cached = fits
