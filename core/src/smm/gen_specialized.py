@@ -22,12 +22,13 @@ ISA_IDS = {"avx2": 1, "avx512": 2}
 # but loop over k: fully unrolled, their code outgrows the op cache and runs slower (measured:
 # 32x32x32 fell from 34 to 20 GFLOP/s on Zen 4).
 MAX_FULL_K, MAX_FULL_MN = 16, 256
-# AVX2 bodies unroll completely only up to this many vector FMAs per product (8^3 f64: 128). Zen 3
-# (op cache of 4K ops against Zen 4's 6.75K, and 256-bit vectors: twice the instructions of an
-# AVX-512 body) decodes larger unrolled bodies slower than it runs them; with a k loop, in cache, 1
-# thread, f64, GFLOP/s full -> k loop (strided form, bench/smm_tiles.py's harness): 10^3 25 -> 31,
-# 12^3 26 -> 39, 13^3 23 -> 30 (3x4), 16^3 31 -> 41; streamed (96 MiB) 16^3 24.7 -> 25.8, 12^3
-# 20.1 -> 22.6; at 8^3 the unrolled body stays faster (38 against 25 for 3x4).
+# AVX2 bodies unroll completely only up to this many vector FMAs per product (8^3 f64: 128). Larger
+# unrolled bodies ran slower than a k loop, in cache, 1 thread, f64, GFLOP/s full -> k loop (strided
+# form, bench/smm_tiles.py's harness): 10^3 25 -> 31, 12^3 26 -> 39, 13^3 23 -> 30 (3x4), 16^3
+# 31 -> 41; streamed (96 MiB) 16^3 24.7 -> 25.8, 12^3 20.1 -> 22.6; at 8^3 the unrolled body stays
+# faster (38 against 25 for 3x4). Not the op cache: gcc keeps the hoisted alpha/beta broadcasts in
+# registers and spills an accumulator of the unrolled 2x6 tile; without that spill, unrolled and k
+# loop run alike (docs/kernels.md, "Specialised kernels").
 AVX2_MAX_FULL_FMAS = 128
 
 
