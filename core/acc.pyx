@@ -478,6 +478,8 @@ cdef class DeviceBuffer:
         if device is None:
             raise TypeError("device must be a Device")
         dt = _dtype(dtype)
+        if dt.hasobject:  # copies move raw bytes: Python object pointers must never be copied
+            raise TypeError(f"dtype must hold plain data, not Python objects, got {dt}")
         if isinstance(shape, (int, np.integer)):
             shape = (int(shape),)
         try:

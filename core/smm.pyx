@@ -1233,12 +1233,6 @@ cdef object _gemm_batch_strided(a, b, c, dt, double alpha, double beta, bint ta,
     _check_no_overlap(a, b, c)
     if nb == 0 or mm == 0 or nn == 0:
         return c
-    if ka == 0:
-        if beta == 0.0:
-            c[...] = 0
-        else:
-            c *= beta
-        return c
     if mm > INT32_MAX_ or nn > INT32_MAX_ or ka > INT32_MAX_:
         raise ValueError(f"the matrices ({mm}x{ka} times {ka}x{nn}) are too large (dimensions at most 2**31-1)")
     # The C stack in column-major terms (rows x cols, ld): its entries must be distinct.
@@ -1250,6 +1244,12 @@ cdef object _gemm_batch_strided(a, b, c, dt, double alpha, double beta, bint ta,
         for q in range(1, min(nb, foot // sc + 2)):
             if q * sc < foot and _blocks_overlap(q * sc, crow, ccol, C.ld):
                 raise ValueError("c: the matrices of the stack overlap each other")
+    if ka == 0:  # C = beta C, once per element: only after the entries are known distinct
+        if beta == 0.0:
+            c[...] = 0
+        else:
+            c *= beta
+        return c
     cdef const smm_kernel *kp
     cdef char *p1
     cdef char *p2

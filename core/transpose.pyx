@@ -453,6 +453,11 @@ def _isa(target):
     return cpu.isa_id(target)
 
 
+# No buffer holds more elements than this: larger sizes and leading dimensions are refused here,
+# before they reach the int64 arithmetic of the C side.
+_MAX_COUNT = 1 << 62
+
+
 def _count(value, name):
     try:
         v = operator.index(value)
@@ -460,6 +465,8 @@ def _count(value, name):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__}") from None
     if v < 0:
         raise ValueError(f"{name} must be >= 0, got {v}")
+    if v > _MAX_COUNT:
+        raise ValueError(f"{name}={v} is too large (at most 2**62)")
     return v
 
 
@@ -566,9 +573,20 @@ def _flat(arr, name, writeable):
 
 
 def _need(arr, name, rows, cols, ld, what):
+    """Checks that flat arr holds the rows x cols matrix; returns the leading dimension to pass to C
+    (a single column's, which no element offset uses, is replaced by its rows)."""
     need = (cols - 1) * ld + rows if rows and cols else 0
     if arr.shape[0] < need:
         raise ValueError(f"{name} has {arr.shape[0]} elements, {what} needs {need}")
+    return ld if cols > 1 else max(rows, 1)
+
+
+def _new_flat(count, dtype, zeroed, what):
+    """A new flat output of count elements (zeroed: its padding is defined)."""
+    dtype = np.dtype(dtype)
+    if count * dtype.itemsize > _MAX_COUNT:
+        raise ValueError(f"out would need {count} elements ({what}): more than any buffer can hold")
+    return (np.zeros if zeroed else np.empty)(count, dtype=dtype)
 
 
 cdef int _check_disjoint(uintptr_t pa, uintptr_t ea, uintptr_t pb, uintptr_t eb) except -1:
@@ -846,6 +864,7 @@ def transpose(a, out=None, *, m=None, n=None, ldi=None, ldo=None, tile_m=None, t
         a = np.asarray(a)
     cdef int es = _es(a, "a")
     cdef int isa = _isa(target)
+    resolve_threads(threads)  # checked even when there is nothing to do
     if tile_m is not None or tile_n is not None:
         tile_m, tile_n = _tile(tile_m, "tile_m"), _tile(tile_n, "tile_n")
     streaming = _streaming(streaming)
@@ -875,14 +894,14 @@ def transpose(a, out=None, *, m=None, n=None, ldi=None, ldo=None, tile_m=None, t
     m, n = _count(m, "m"), _count(n, "n")
     ldi, ldo = _lead(ldi, "ldi", m, "m"), _lead(ldo, "ldo", n, "n")
     _flat(a, "a", False)
-    _need(a, "a", m, n, ldi, f"an m={m} x n={n} input with ldi={ldi}")
+    ldi = _need(a, "a", m, n, ldi, f"an m={m} x n={n} input with ldi={ldi}")
     if out is None:
-        out = (np.zeros if ldo > n else np.empty)(m * ldo, dtype=a.dtype)
+        out = _new_flat(m * ldo, a.dtype, ldo > n, f"m={m} rows of ldo={ldo}")
     else:
         _flat(out, "out", True)
         if out.dtype != a.dtype:
             raise TypeError(f"out has dtype {out.dtype}, a has {a.dtype}")
-        _need(out, "out", n, m, ldo, f"an n={n} x m={m} output with ldo={ldo}")
+    ldo = _need(out, "out", n, m, ldo, f"an n={n} x m={m} output with ldo={ldo}")
     if m and n:
         _run_otrans(a, out, es, isa, m, n, ldi, ldo, tile_m, tile_n, threads, streaming)
     return out
@@ -905,6 +924,7 @@ def transpose_inplace(a, *, m=None, n=None, ldi=None, ldo=None, tile=None, threa
         raise TypeError(f"a must be a numpy array, got {type(a).__name__}")
     cdef int es = _es(a, "a")
     cdef int isa = _isa(target)
+    resolve_threads(threads)  # checked even when there is nothing to do
     tile = _tile(tile, "tile")
     cdef _Lay lay
     if not a.flags.writeable:
@@ -935,8 +955,8 @@ def transpose_inplace(a, *, m=None, n=None, ldi=None, ldo=None, tile=None, threa
     m, n = _count(m, "m"), _count(n, "n")
     ldi, ldo = _lead(ldi, "ldi", m, "m"), _lead(ldo, "ldo", n, "n")
     _flat(a, "a", True)
-    _need(a, "a", m, n, ldi, f"the m={m} x n={n} input with ldi={ldi}")
-    _need(a, "a", n, m, ldo, f"the n={n} x m={m} result with ldo={ldo} (no room for an in-place transpose)")
+    ldi = _need(a, "a", m, n, ldi, f"the m={m} x n={n} input with ldi={ldi}")
+    ldo = _need(a, "a", n, m, ldo, f"the n={n} x m={m} result with ldo={ldo} (no room for an in-place transpose)")
     if m and n:
         if m == n and ldi == ldo:
             _square(a, es, isa, m, ldi, tile, threads)
@@ -983,6 +1003,7 @@ def copy(a, out=None, *, m=None, n=None, ldi=None, ldo=None, threads=None, targe
         a = np.asarray(a)
     cdef int es = _es(a, "a")
     cdef int isa = _isa(target)
+    resolve_threads(threads)  # checked even when there is nothing to do
     streaming = _streaming(streaming)
     cdef _Lay lay, lay_out
     if cnp.PyArray_NDIM(a) == 2:
@@ -1008,14 +1029,14 @@ def copy(a, out=None, *, m=None, n=None, ldi=None, ldo=None, threads=None, targe
     m, n = _count(m, "m"), _count(n, "n")
     ldi, ldo = _lead(ldi, "ldi", m, "m"), _lead(ldo, "ldo", m, "m")
     _flat(a, "a", False)
-    _need(a, "a", m, n, ldi, f"an m={m} x n={n} input with ldi={ldi}")
+    ldi = _need(a, "a", m, n, ldi, f"an m={m} x n={n} input with ldi={ldi}")
     if out is None:
-        out = (np.zeros if ldo > m else np.empty)(n * ldo, dtype=a.dtype)
+        out = _new_flat(n * ldo, a.dtype, ldo > m, f"n={n} columns of ldo={ldo}")
     else:
         _flat(out, "out", True)
         if out.dtype != a.dtype:
             raise TypeError(f"out has dtype {out.dtype}, a has {a.dtype}")
-        _need(out, "out", m, n, ldo, f"an m={m} x n={n} output with ldo={ldo}")
+    ldo = _need(out, "out", m, n, ldo, f"an m={m} x n={n} output with ldo={ldo}")
     if m and n:
         _run_copy(a, out, es, isa, m, n, ldi, ldo, threads, streaming)
     return out
@@ -1028,6 +1049,7 @@ def zero(a, *, m=None, n=None, ld=None, threads=None, target=None, streaming=Non
         raise TypeError(f"a must be a numpy array, got {type(a).__name__}")
     cdef int es = _es(a, "a")
     cdef int isa = _isa(target)
+    resolve_threads(threads)  # checked even when there is nothing to do
     streaming = _streaming(streaming)
     cdef _Lay lay
     if not a.flags.writeable:
@@ -1043,7 +1065,7 @@ def zero(a, *, m=None, n=None, ld=None, threads=None, target=None, streaming=Non
         rows, cols = _count(m, "m"), _count(n, "n")
         lead = _lead(ld, "ld", rows, "m")
         _flat(a, "a", True)
-        _need(a, "a", rows, cols, lead, f"an m={rows} x n={cols} matrix with ld={lead}")
+        lead = _need(a, "a", rows, cols, lead, f"an m={rows} x n={cols} matrix with ld={lead}")
     else:
         raise ValueError(f"a must be 2-D, or a flat 1-D buffer with m= and n=; got ndim={a.ndim}")
     cdef int64_t cm = rows, cn = cols, cld = lead

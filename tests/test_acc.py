@@ -513,6 +513,46 @@ def test_run_stack_host(threads, m, n, k):
     np.testing.assert_allclose(C2, C, atol=1e-11)
 
 
+# Indices at the ends of the int64 range: offsets must be compared before anything is added to
+# them, or base/footprint arithmetic wraps and a block lands before the buffer.
+EXTREME_INDICES = [2**63 - 1, 2**63 - 2, 2**63 - 4, -2**63, -2**63 + 1, 2**62, -1]
+
+
+@pytest.mark.parametrize("base", [0, 1])
+@pytest.mark.parametrize("field", [0, 1, 2])
+@pytest.mark.parametrize("value", EXTREME_INDICES)
+def test_run_stack_extreme_index_never_touches_outside(field, value, base):
+    kern = acc.smm_stack_kernel(2)
+    guard = 7.0
+    bufs = [np.full(24, guard) for _ in range(3)]
+    a, b, c = (x[8:16] for x in bufs)          # 8 elements each, guards on both sides
+    st = np.full((2, 3), base, np.int64)
+    st[1, field] = value
+    with pytest.raises(ValueError, match=f"entry 1: {'ABC'[field]} index {value} "):
+        acc.run_stack(kern, a, b, c, st, index_base=base)
+    for x in bufs:
+        assert (x[:8] == guard).all() and (x[16:] == guard).all()
+
+
+@pytest.mark.parametrize("value", EXTREME_INDICES)
+def test_process_stack_extreme_index_fails(dev, value):
+    s = dev.stream()
+    a, b, c = dev.empty(8), dev.empty(8), dev.empty(8)
+    st = np.zeros((2, 3), np.int64)
+    st[1, 2] = value
+    S_d = dev.empty(st.shape, st.dtype)
+    s.copy_to_device(S_d, st)
+    s.process_stack(acc.smm_stack_kernel(2), a, b, c, S_d)
+    with pytest.raises(acc.DeviceError, match=f"entry 1: C index {value} "):
+        s.synchronize()
+
+
+@pytest.mark.parametrize("dtype", [object, np.dtype([("x", np.float64), ("o", object)])])
+def test_device_buffer_refuses_python_objects(dev, dtype):
+    with pytest.raises(TypeError, match="dtype must hold plain data"):
+        dev.empty(4, dtype=dtype)
+
+
 def test_run_stack_host_errors():
     kern = acc.smm_stack_kernel(2)
     A, B, C = np.zeros(40), np.zeros(40), np.zeros(40)

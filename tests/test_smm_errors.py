@@ -177,6 +177,9 @@ CASES = [
                                                  np.broadcast_to(stack(4, 5), (3, 4, 5))), ValueError, r"\bc\b"),
     ("batch c overlapping stack", lambda: smm.gemm_batch(stack(3, 4, 6), stack(3, 6, 5), overlapping_c_stack()),
      ValueError, r"\bc\b"),
+    # k = 0 only scales C, but scaling an overlapping stack would scale shared elements twice
+    ("batch c overlapping stack, k=0", lambda: smm.gemm_batch(stack(3, 4, 0), stack(3, 0, 5), overlapping_c_stack(),
+                                                              beta=0.5), ValueError, r"\bc\b"),
     ("batch c read-only", lambda: smm.gemm_batch(stack(3, 4, 6), stack(3, 6, 5), readonly(stack(3, 4, 5))),
      ValueError, r"\bc\b"),
     ("batch c misaligned", lambda: smm.gemm_batch(stack(3, 4, 6), stack(3, 6, 5), misaligned((3, 4, 5), order="C")),

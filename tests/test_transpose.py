@@ -461,10 +461,43 @@ def test_inplace_non_square_without_room():
     (lambda: tr.transpose_inplace([[1.0]]), TypeError, "a must be a numpy array"),
     (lambda: tr.zero(np.zeros(4), m=2), TypeError, "needs m= and n="),
     (lambda: tr.plan(4, 4, kind="x"), ValueError, "kind must be"),
+    # sizes and leading dimensions beyond any buffer, even where no element offset would use them
+    (lambda: tr.transpose(np.arange(4.0), m=4, n=1, ldi=2**63), ValueError, r"ldi=\d+ is too large"),
+    (lambda: tr.transpose(np.arange(64.0), m=1, n=64, ldo=2**70), ValueError, r"ldo=\d+ is too large"),
+    (lambda: tr.copy(np.arange(17.0), m=17, n=1, ldo=2**64), ValueError, r"ldo=\d+ is too large"),
+    (lambda: tr.zero(np.zeros(16), m=16, n=1, ld=2**63), ValueError, r"ld=\d+ is too large"),
+    (lambda: tr.transpose_inplace(np.zeros(17), m=16, n=1, ldi=2**63), ValueError, r"ldi=\d+ is too large"),
+    (lambda: tr.transpose(np.zeros(0), m=2**63, n=0), ValueError, r"m=\d+ is too large"),
+    (lambda: tr.transpose(np.zeros(0), m=2**62, n=0), ValueError, "out would need"),
+    (lambda: tr.copy(np.zeros(0), m=0, n=2**62), ValueError, "out would need"),
+    # the thread count is checked even when there is nothing to do
+    (lambda: tr.transpose(np.zeros((5, 0)), threads=1.5), TypeError, "threads must be an int"),
+    (lambda: tr.copy(np.zeros((0, 3)), threads=0), ValueError, "threads"),
+    (lambda: tr.zero(np.zeros(0), m=0, n=0, threads=-1), ValueError, "threads"),
+    (lambda: tr.transpose_inplace(np.zeros((0, 0)), threads="2"), TypeError, "threads must be an int"),
 ])
 def test_bad_arguments_name_what_is_wrong(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+@pytest.mark.parametrize("ld", [2**40, 2**62])
+def test_leading_dimension_of_a_single_column_is_not_used(ld):
+    """One column (or one row of the output): no element offset uses the leading dimension, so any
+    value up to the limit is valid, and the C side never multiplies by it."""
+    a = np.arange(1.0, 8.0)
+    out = np.full(9, -1.0)
+    tr.transpose(a, out[1:8], m=7, n=1, ldi=ld)           # 7 x 1 -> 1 x 7, ldo defaults to 1
+    np.testing.assert_array_equal(out, [-1, *a, -1])
+    out2 = np.full(9, -1.0)
+    tr.copy(a, out2[1:8], m=7, n=1, ldi=ld, ldo=ld)
+    np.testing.assert_array_equal(out2, [-1, *a, -1])
+    z = np.full(9, 5.0)
+    tr.zero(z[1:8], m=7, n=1, ld=ld)
+    np.testing.assert_array_equal(z, [5, 0, 0, 0, 0, 0, 0, 0, 5])
+    b = a.copy()
+    tr.transpose_inplace(b, m=7, n=1, ldi=ld, ldo=1)
+    np.testing.assert_array_equal(b, a)
 
 
 def test_unavailable_target_is_an_error_not_a_crash():

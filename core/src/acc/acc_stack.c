@@ -70,15 +70,17 @@ int acc_stack_check(const acc_kernel *k, const acc_stack *st, int64_t lo, int64_
   for (int w = 0; w < 3; ++w) {
     int64_t rows, cols, ld, vmin, vmax;
     block_dims(k, w, &rows, &cols, &ld);
-    const int64_t foot = footprint(rows, cols, ld);
+    /* The largest offset a block may start at (negative: none fits). Indices are compared before
+     * anything is added to them, so none near INT64_MIN/MAX can wrap past the check. */
+    const int64_t room = sizes[w] - footprint(rows, cols, ld);
     index_minmax(st, w, lo, hi, &vmin, &vmax);
-    if (vmin - st->base >= 0 && vmax - st->base + foot <= sizes[w]) continue;
+    if (room >= 0 && vmin >= st->base && vmax - st->base <= room) continue;
     for (int64_t e = lo; e < hi; ++e) {   /* slow path: name the first bad entry */
-      const int64_t off = idx_at(st, w, e) - st->base;
-      if (off < 0 || off + foot > sizes[w]) {
+      const int64_t v = idx_at(st, w, e);
+      if (room < 0 || v < st->base || v - st->base > room) {
         snprintf(msg, ACC_MSG_LEN,
                  "stack entry %lld: %s index %lld (base %lld) puts a %lldx%lld block (ld %lld) outside "
-                 "its buffer of %lld elements", (long long)e, names[w], (long long)(off + st->base),
+                 "its buffer of %lld elements", (long long)e, names[w], (long long)v,
                  (long long)st->base, (long long)rows, (long long)cols, (long long)ld, (long long)sizes[w]);
         return -1;
       }
