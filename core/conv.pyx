@@ -33,6 +33,7 @@ from libc.string cimport memset, memcpy
 
 from core.threads cimport resolve_threads, threads_for_work
 from core import cpu as _cpu
+from core._args import int_arg, pair_arg, no_overlap
 
 cnp.import_array()
 
@@ -115,7 +116,7 @@ def output_size(int size, int kernel, int stride, int pad):
     """Output extent of a convolution along one axis (floor mode, as Caffe and PyTorch)."""
     if kernel < 1 or stride < 1 or pad < 0:
         raise ValueError(f"need kernel >= 1, stride >= 1, pad >= 0 (got {kernel}, {stride}, {pad})")
-    out = (size + 2 * pad - kernel) // stride + 1
+    out = (<int64_t>size + 2 * <int64_t>pad - kernel) // stride + 1  # no int overflow near 2**31
     if out < 1:
         raise ValueError(f"kernel {kernel} with pad {pad} does not fit an input of size {size}")
     return out
@@ -342,7 +343,7 @@ cdef void _pad_item(const geom_t *g, int n, int cb, const float *x, float *xpad)
                <size_t>g.W * VLEN * sizeof(float))
 
 
-cdef object _check(object arr, tuple shape, str name):
+cdef object _check(object arr, tuple shape, str name, bint writable=False):
     if not isinstance(arr, np.ndarray):
         raise TypeError(f"{name} must be a numpy array, got {type(arr).__name__}")
     if arr.dtype != np.float32:
@@ -351,6 +352,10 @@ cdef object _check(object arr, tuple shape, str name):
         raise ValueError(f"{name} must have shape {shape}, got {arr.shape}")
     if not arr.flags.c_contiguous:
         raise ValueError(f"{name} must be C-contiguous")
+    if not arr.flags.aligned:
+        raise ValueError(f"{name} is not aligned to its element size")
+    if writable and not arr.flags.writeable:
+        raise ValueError(f"{name} must be writable")
     return arr
 
 
@@ -377,18 +382,12 @@ cdef class ConvPlan:
     cdef readonly tuple input_shape, output_shape, weight_shape
     cdef readonly int flat
 
-    def __init__(self, int N, int C, int H, int W, int K, int R, int S, stride=1, pad=0, *,
-                 threads=None, target=None):
+    def __init__(self, N, C, H, W, K, R, S, stride=1, pad=0, *, threads=None, target=None):
         cdef int sh, sw, ph, pw, i, cb, r, s
         cdef geom_t *g = &self.g
-        if min(N, C, H, W, K, R, S) < 1:
-            raise ValueError(f"N, C, H, W, K, R, S must all be >= 1, got {(N, C, H, W, K, R, S)}")
-        sh, sw = _pair(stride, "stride")
-        ph, pw = _pair(pad, "pad")
-        if sh < 1 or sw < 1:
-            raise ValueError(f"stride must be >= 1, got {(sh, sw)}")
-        if ph < 0 or pw < 0:
-            raise ValueError(f"pad must be >= 0, got {(ph, pw)}")
+        N, C, H, W, K, R, S = [int_arg(v, name, 1) for v, name in zip((N, C, H, W, K, R, S), "NCHWKRS")]
+        sh, sw = pair_arg(stride, "stride", 1)
+        ph, pw = pair_arg(pad, "pad")
         if ph >= R or pw >= S:
             raise ValueError(f"pad {(ph, pw)} must be smaller than the kernel {(R, S)}")
         self.isa = _isa_of(target)
@@ -495,16 +494,19 @@ cdef class ConvPlan:
         cdef geom_t *g = &self.g
         _check(x, self.input_shape, "x")
         _check(w, self.weight_shape, "w")
-        _check(y, self.output_shape, "y")
+        _check(y, self.output_shape, "y", True)
         cdef const float *bp = NULL
         if bias is not None:
             _check(bias, (g.Kb * VLEN,), "bias")
             bp = _fptr(bias)
+        no_overlap(y, "y", x=x, w=w, bias=bias)
         cdef double *sp = NULL
         if stats is not None:
             if not isinstance(stats, np.ndarray) or stats.dtype != np.float64 or \
                     stats.shape != (2, g.Kb * VLEN) or not stats.flags.c_contiguous:
                 raise ValueError(f"stats must be a C-contiguous float64 array of shape {(2, g.Kb * VLEN)}")
+            if not stats.flags.writeable:
+                raise ValueError("stats must be writable")
             sp = <double *>cnp.PyArray_DATA(<cnp.ndarray>self.stats_partial)
         cdef const float *xp = _fptr(x)
         cdef float *xin = <float *>xp
@@ -537,7 +539,8 @@ cdef class ConvPlan:
         cdef geom_t *g = &self.g
         _check(dy, self.output_shape, "dy")
         _check(w, self.weight_shape, "w")
-        _check(dx, self.input_shape, "dx")
+        _check(dx, self.input_shape, "dx", True)
+        no_overlap(dx, "dx", dy=dy, w=w)
         cdef const float *wp = _fptr(w)
         cdef float *wtp = _fptr(self.wt)
         cdef int64_t items = <int64_t>g.Kb * g.Cb, it
@@ -585,14 +588,19 @@ cdef class ConvPlan:
         last :meth:`forward` (or ``x``, when given). Overwrites them."""
         cdef geom_t *g = &self.g
         _check(dy, self.output_shape, "dy")
-        _check(dw, self.weight_shape, "dw")
+        _check(dw, self.weight_shape, "dw", True)
+        if dbias is not None:
+            _check(dbias, (g.Kb * VLEN,), "dbias", True)
+            no_overlap(dbias, "dbias", dy=dy, x=x, dw=dw)
+        if x is not None:
+            _check(x, self.input_shape, "x")
+        no_overlap(dw, "dw", dy=dy, x=x)
         cdef const float *xin
         cdef const float *xp
         cdef float *dbp
         cdef int64_t items, it
         cdef int nt
         if x is not None:
-            _check(x, self.input_shape, "x")
             if self.xpad is not None:
                 xin = _fptr(self.xpad)
                 xp = _fptr(x)
@@ -624,7 +632,6 @@ cdef class ConvPlan:
         if g.groups > 1:
             np.sum(self.dw_partial, axis=0, out=dw)
         if dbias is not None:
-            _check(dbias, (g.Kb * VLEN,), "dbias")
             dbp = _fptr(dbias)
             items = g.Kb
             nt = threads_for_work(self.nthreads, items, 1)
@@ -634,45 +641,39 @@ cdef class ConvPlan:
         return dw
 
 
-cdef tuple _pair(object v, str name):
-    if isinstance(v, bool):
-        raise TypeError(f"{name} must be an int or a pair of ints")
-    if isinstance(v, (int, np.integer)):
-        return int(v), int(v)
-    try:
-        a, b = v
-        return int(a), int(b)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be an int or a pair of ints, got {v!r}") from None
-
-
-def brgemm16(a, aoff, b, boff, int bl, int bj, c, int ldc, *, int n, int k, accumulate=False,
-             bias=None, target=None):
+def brgemm16(a, aoff, b, boff, bl, bj, c, ldc, *, n, k, accumulate=False, bias=None, target=None):
     """Run one micro-kernel call from Python (tests of the kernel contract, conv_kernels.h).
 
-    ``a``, ``b``, ``c`` are flat float32 arrays; ``aoff``/``boff`` int64 element offsets. Bounds
-    are checked here so that a bad call is a ValueError, not a crash.
+    ``a``, ``b``, ``c`` are flat float32 arrays; ``aoff``/``boff`` integer element offsets. Bounds
+    are checked here (in Python integers, so no offset can wrap) so that a bad call is a
+    ValueError, not a crash.
     """
     cdef int isa = _isa_of(target)
-    if not 1 <= n <= conv_brgemm16_nmax(isa):
-        raise ValueError(f"n must be in 1..{conv_brgemm16_nmax(isa)} for {_cpu.ISA_NAMES[isa]}, got {n}")
-    if k < 0:
-        raise ValueError(f"k must be >= 0, got {k}")
+    n = int_arg(n, "n", 1, conv_brgemm16_nmax(isa))
+    k = int_arg(k, "k", 0)
+    bl, bj = int_arg(bl, "bl", 0, 2**62), int_arg(bj, "bj", 0, 2**62)
+    ldc = int_arg(ldc, "ldc", VLEN, 2**62)
     for arr, name in ((a, "a"), (b, "b"), (c, "c")):
         if not isinstance(arr, np.ndarray) or arr.dtype != np.float32 or arr.ndim != 1 or \
-                not arr.flags.c_contiguous:
-            raise TypeError(f"{name} must be a contiguous 1-D float32 array")
-    aoff = np.ascontiguousarray(aoff, dtype=np.int64)
-    boff = np.ascontiguousarray(boff, dtype=np.int64)
+                not arr.flags.c_contiguous or not arr.flags.aligned:
+            raise TypeError(f"{name} must be a contiguous, aligned 1-D float32 array")
+    if not c.flags.writeable:
+        raise ValueError("c must be writable")
+    no_overlap(c, "c", a=a, b=b, bias=bias)
+    offs = []
+    for arr, name in ((aoff, "aoff"), (boff, "boff")):
+        arr = np.asarray(arr)
+        if arr.dtype.kind not in "iu":
+            raise TypeError(f"{name} must hold integer offsets, got {arr.dtype}")
+        offs.append(np.ascontiguousarray(arr, dtype=np.int64))
+    aoff, boff = offs
     if aoff.shape != boff.shape or aoff.ndim != 1:
         raise ValueError("aoff and boff must be 1-D and of equal length")
-    if bl < 0 or bj < 0 or ldc < VLEN:
-        raise ValueError("bl, bj must be >= 0 and ldc >= 16")
     count = aoff.shape[0]
     if count:
-        if aoff.min() < 0 or aoff.max() + 16 * k > a.shape[0]:
+        if int(aoff.min()) < 0 or int(aoff.max()) + 16 * k > a.shape[0]:
             raise ValueError("aoff points outside a")
-        if boff.min() < 0 or (k and boff.max() + (k - 1) * bl + (n - 1) * bj >= b.shape[0]):
+        if int(boff.min()) < 0 or (k and int(boff.max()) + (k - 1) * bl + (n - 1) * bj >= b.shape[0]):
             raise ValueError("boff points outside b")
     if (n - 1) * ldc + VLEN > c.shape[0]:
         raise ValueError("c is too small for n columns")
@@ -688,6 +689,8 @@ def brgemm16(a, aoff, b, boff, int bl, int bj, c, int ldc, *, int n, int k, accu
     cdef float *cp = _fptr(c)
     cdef const int64_t *ao = <int64_t *>cnp.PyArray_DATA(<cnp.ndarray>aoff)
     cdef const int64_t *bo = <int64_t *>cnp.PyArray_DATA(<cnp.ndarray>boff)
+    cdef int cn = n, ck = k
+    cdef int64_t cbl = bl, cbj = bj, cldc = ldc
     with nogil:
-        fn(n, k, cnt, ap, ao, bp, bo, bl, bj, cp, ldc, acc, biasp)
+        fn(cn, ck, cnt, ap, ao, bp, bo, cbl, cbj, cp, cldc, acc, biasp)
     return c

@@ -18,6 +18,7 @@ from libc.string cimport memset, memcpy
 
 from core.threads cimport resolve_threads, threads_for_work
 from core import cpu as _cpu
+from core._args import int_arg, pair_arg, no_overlap
 from scipy.linalg.cython_blas cimport sgemm
 
 cdef extern from "dnn_kernels.h" nogil:
@@ -51,20 +52,24 @@ cdef object _f32(object arr, str name, object shape=None, bint writable=False):
         raise ValueError(f"{name} must have shape {tuple(shape)}, got {arr.shape}")
     if not arr.flags.c_contiguous:
         raise ValueError(f"{name} must be C-contiguous")
+    if not arr.flags.aligned:
+        raise ValueError(f"{name} is not aligned to its element size")
     if writable and not arr.flags.writeable:
         raise ValueError(f"{name} must be writable")
     return arr
 
 
-cdef object _f64(object arr, str name, object shape):
+cdef object _f64(object arr, str name, object shape, bint writable=False):
     if not isinstance(arr, np.ndarray) or arr.dtype != np.float64 or arr.shape != tuple(shape) \
-            or not arr.flags.c_contiguous:
-        raise ValueError(f"{name} must be a C-contiguous float64 array of shape {tuple(shape)}")
+            or not arr.flags.c_contiguous or not arr.flags.aligned:
+        raise ValueError(f"{name} must be a C-contiguous, aligned float64 array of shape {tuple(shape)}")
+    if writable and not arr.flags.writeable:
+        raise ValueError(f"{name} must be writable")
     return arr
 
 
-cdef object _blocked(object arr, str name):
-    _f32(arr, name)
+cdef object _blocked(object arr, str name, bint writable=False):
+    _f32(arr, name, None, writable)
     if arr.ndim != 5 or arr.shape[4] != VLEN:
         raise ValueError(f"{name} must be channel-blocked (N, Cb, H, W, 16), got shape {arr.shape}")
     return arr
@@ -142,7 +147,7 @@ cdef inline uint64_t _mix64(uint64_t z) noexcept nogil:
     return z ^ (z >> 31)
 
 
-def dropout_forward(x, y, mask, float ratio, uint64_t seed, int64_t first_sample, threads=None):
+def dropout_forward(x, y, mask, float ratio, seed, int64_t first_sample, threads=None):
     """Inverted dropout: ``mask = (u >= ratio) / (1 - ratio)``, ``y = x * mask``.
 
     ``u`` is uniform in [0, 1), drawn from (seed, first_sample + n, element index within the
@@ -153,6 +158,7 @@ def dropout_forward(x, y, mask, float ratio, uint64_t seed, int64_t first_sample
     _f32(mask, "mask", x.shape, True)
     if not 0.0 <= ratio < 1.0:
         raise ValueError(f"ratio must be in [0, 1), got {ratio}")
+    cdef uint64_t useed = int_arg(seed, "seed", 0, 2**64 - 1)
     if x.ndim < 1 or x.shape[0] < 1:
         raise ValueError("x must have a batch dimension")
     cdef int64_t N = x.shape[0], per = x.size // x.shape[0], total = x.size, i
@@ -166,7 +172,7 @@ def dropout_forward(x, y, mask, float ratio, uint64_t seed, int64_t first_sample
     with nogil:
         for i in prange(total, schedule="static", num_threads=nt):
             sample = <uint64_t>(first_sample + i // per)
-            u = _mix64(_mix64(seed * <uint64_t>0x9e3779b97f4a7c15ULL + sample) + <uint64_t>(i % per)) >> 40
+            u = _mix64(_mix64(useed * <uint64_t>0x9e3779b97f4a7c15ULL + sample) + <uint64_t>(i % per)) >> 40
             mp[i] = keep if u >= threshold else 0.0
             yp[i] = xp[i] * mp[i]
     return y
@@ -196,10 +202,11 @@ def pool_output_size(int size, int kernel, int stride, int pad):
         raise ValueError(f"need kernel >= 1, stride >= 1, pad >= 0 (got {kernel}, {stride}, {pad})")
     if pad >= kernel:
         raise ValueError(f"pad {pad} must be smaller than the pooling kernel {kernel}")
-    if size + 2 * pad < kernel:
+    cdef int64_t s = size, k = kernel, st = stride, pd = pad  # no int overflow near 2**31
+    if s + 2 * pd < k:
         raise ValueError(f"pooling kernel {kernel} does not fit an input of size {size} (pad {pad})")
-    cdef int out = (size + 2 * pad - kernel + stride - 1) // stride + 1
-    if pad > 0 and (out - 1) * stride >= size + pad:
+    cdef int64_t out = (s + 2 * pd - k + st - 1) // st + 1
+    if pd > 0 and (out - 1) * st >= s + pd:
         out -= 1
     return out
 
@@ -249,17 +256,33 @@ cdef void _avgpool_back_item(const pool_t *p, int64_t it, const float *dy, float
                         di[(h * p.W + w) * VLEN + v] += dyo[(oh * p.OW + ow) * VLEN + v] * inv
 
 
-cdef pool_t _pool_geom(object x, object y, object kernel, object stride, object pad):
+cdef pool_t _pool_geom(object x, object y, object kernel, object stride, object pad, str xname,
+                       str yname, bint x_out):
+    """The pooling of input x into y; x_out: x is the output (backward: dx from dy)."""
     cdef pool_t p
-    _blocked(x, "x")
+    _blocked(x, xname, x_out)
     p.N, p.Cb, p.H, p.W = x.shape[0], x.shape[1], x.shape[2], x.shape[3]
-    p.kh, p.kw = kernel
-    p.sh, p.sw = stride
-    p.ph, p.pw = pad
+    p.kh, p.kw = pair_arg(kernel, "kernel", 1)
+    p.sh, p.sw = pair_arg(stride, "stride", 1)
+    p.ph, p.pw = pair_arg(pad, "pad")
     p.OH = pool_output_size(p.H, p.kh, p.sh, p.ph)
     p.OW = pool_output_size(p.W, p.kw, p.sw, p.pw)
-    _f32(y, "y", (p.N, p.Cb, p.OH, p.OW, VLEN))
+    _f32(y, yname, (p.N, p.Cb, p.OH, p.OW, VLEN), not x_out)
+    if x_out:
+        no_overlap(x, xname, **{yname: y})
+    else:
+        no_overlap(y, yname, **{xname: x})
     return p
+
+
+cdef int32_t *_argmax(object argmax, object like, str like_name, bint writable) except NULL:
+    if not isinstance(argmax, np.ndarray) or argmax.dtype != np.int32 or argmax.shape != like.shape \
+            or not argmax.flags.c_contiguous or not argmax.flags.aligned:
+        raise ValueError(f"argmax must be a C-contiguous, aligned int32 array of shape {like.shape} "
+                         f"(as {like_name})")
+    if writable and not argmax.flags.writeable:
+        raise ValueError("argmax must be writable")
+    return <int32_t *>cnp.PyArray_DATA(<cnp.ndarray>argmax)
 
 
 cdef int _isa_of(object target) except -1:
@@ -272,8 +295,8 @@ cdef int _isa_of(object target) except -1:
 
 def pool_forward(x, y, int mode, kernel, stride, pad, argmax=None, threads=None, target=None):
     """Max (``mode=MAX_POOL``, fills int32 ``argmax`` shaped like ``y``) or average pooling.
-    ``kernel``, ``stride``, ``pad`` are (h, w) pairs; ``target`` forces an ISA path."""
-    cdef pool_t p = _pool_geom(x, y, kernel, stride, pad)
+    ``kernel``, ``stride``, ``pad`` are ints or (h, w) pairs; ``target`` forces an ISA path."""
+    cdef pool_t p = _pool_geom(x, y, kernel, stride, pad, "x", "y", False)
     cdef dnn_pool_geom g
     g.H, g.W, g.OH, g.OW = p.H, p.W, p.OH, p.OW
     g.kh, g.kw, g.sh, g.sw, g.ph, g.pw = p.kh, p.kw, p.sh, p.sw, p.ph, p.pw
@@ -287,10 +310,8 @@ def pool_forward(x, y, int mode, kernel, stride, pad, argmax=None, threads=None,
     cdef int64_t xplane = <int64_t>p.H * p.W * VLEN, yplane = <int64_t>p.OH * p.OW * VLEN
     cdef int nt = threads_for_work(resolve_threads(threads), items, 1)
     if mode == MAX_POOL:
-        if not isinstance(argmax, np.ndarray) or argmax.dtype != np.int32 or argmax.shape != y.shape \
-                or not argmax.flags.c_contiguous:
-            raise ValueError(f"argmax must be a C-contiguous int32 array of shape {y.shape}")
-        ap = <int32_t *>cnp.PyArray_DATA(<cnp.ndarray>argmax)
+        ap = _argmax(argmax, y, "y", True)
+        no_overlap(argmax, "argmax", x=x, y=y)
         with nogil:
             for it in prange(items, schedule="static", num_threads=nt):
                 maxpool(&g, xp + it * xplane, yp + it * yplane, ap + it * yplane)
@@ -304,18 +325,20 @@ def pool_forward(x, y, int mode, kernel, stride, pad, argmax=None, threads=None,
 
 
 def pool_backward(dy, dx, int mode, kernel, stride, pad, argmax=None, threads=None):
-    """Gradient of :func:`pool_forward` (overwrites ``dx``)."""
-    cdef pool_t p = _pool_geom(dx, dy, kernel, stride, pad)
+    """Gradient of :func:`pool_forward` (overwrites ``dx``; MAX_POOL takes the forward pass's
+    ``argmax``, whose entries must index the input plane: 0 <= argmax < H*W)."""
+    cdef pool_t p = _pool_geom(dx, dy, kernel, stride, pad, "dx", "dy", True)
     cdef float *dyp = _fp(dy)
     cdef float *dxp = _fp(dx)
     cdef int32_t *ap = NULL
     cdef int64_t items = <int64_t>p.N * p.Cb, it
     cdef int nt = threads_for_work(resolve_threads(threads), items, 1)
     if mode == MAX_POOL:
-        if not isinstance(argmax, np.ndarray) or argmax.dtype != np.int32 or argmax.shape != dy.shape \
-                or not argmax.flags.c_contiguous:
-            raise ValueError(f"argmax must be a C-contiguous int32 array of shape {dy.shape}")
-        ap = <int32_t *>cnp.PyArray_DATA(<cnp.ndarray>argmax)
+        ap = _argmax(argmax, dy, "dy", False)
+        no_overlap(dx, "dx", argmax=argmax)
+        if argmax.size and (argmax.min() < 0 or argmax.max() >= <int64_t>p.H * p.W):
+            raise ValueError(f"argmax holds positions outside the {p.H}x{p.W} input plane "
+                             f"(range [{argmax.min()}, {argmax.max()}], valid [0, {p.H * p.W}))")
         with nogil:
             for it in prange(items, schedule="static", num_threads=nt):
                 _maxpool_back_item(&p, it, dyp, ap, dxp)
@@ -358,7 +381,7 @@ def channel_stats(x, stats, threads=None):
     _blocked(x, "x")
     cdef int N = x.shape[0], Cb = x.shape[1]
     cdef int64_t plane = <int64_t>x.shape[2] * x.shape[3]
-    _f64(stats, "stats", (2, Cb * VLEN))
+    _f64(stats, "stats", (2, Cb * VLEN), True)
     cdef float *xp = _fp(x)
     cdef double *sp = _dp(stats)
     cdef int it
@@ -459,7 +482,7 @@ def bn_backward_reduce(dy, x, mean, dz, sums, y=None, threads=None):
     _f32(dz, "dz", x.shape, True)
     cdef int N = x.shape[0], Cb = x.shape[1]
     _f64(mean, "mean", (Cb * VLEN,))
-    _f64(sums, "sums", (2, Cb * VLEN))
+    _f64(sums, "sums", (2, Cb * VLEN), True)
     cdef float *yp = NULL
     if y is not None:
         _f32(y, "y", x.shape)
@@ -510,31 +533,32 @@ def channel_affine2(a, ka, x, kx, k0, out, threads=None):
 
 # ----------------------------------------------------------------------------- channel plumbing
 
-def copy_channels(src, int src_first, dst, int dst_first, int count, bint add=False, threads=None):
+def copy_channels(src, src_first, dst, dst_first, count, bint add=False, threads=None):
     """Blocked tensors: ``dst[:, dst_first:dst_first+count] (+)= src[:, src_first:...]``
     (logical channels; concat forward and backward)."""
     _blocked(src, "src")
-    _blocked(dst, "dst")
+    _blocked(dst, "dst", True)
     if src.shape[0] != dst.shape[0] or src.shape[2:] != dst.shape[2:]:
         raise ValueError(f"src {src.shape} and dst {dst.shape} differ in batch or spatial size")
-    if count < 0 or src_first < 0 or dst_first < 0 or src_first + count > src.shape[1] * VLEN \
-            or dst_first + count > dst.shape[1] * VLEN:
-        raise ValueError("channel range out of bounds")
+    no_overlap(dst, "dst", src=src)
+    cdef int sf = int_arg(src_first, "src_first", 0, src.shape[1] * VLEN)
+    cdef int df = int_arg(dst_first, "dst_first", 0, dst.shape[1] * VLEN)
+    cdef int count_ = int_arg(count, "count", 0, min(src.shape[1] * VLEN - sf, dst.shape[1] * VLEN - df))
     cdef int N = src.shape[0], Sb = src.shape[1], Db = dst.shape[1]
     cdef int64_t plane = <int64_t>src.shape[2] * src.shape[3]
     cdef float *sp = _fp(src)
     cdef float *dp = _fp(dst)
-    cdef int64_t items = <int64_t>N * count, it, i
+    cdef int64_t items = <int64_t>N * count_, it, i
     cdef int n, c, sc, dc
     cdef const float *s
     cdef float *d
     cdef int nt = _nt(threads, items * plane)
     with nogil:
         for it in prange(items, schedule="static", num_threads=nt):
-            n = <int>(it // count)
-            c = <int>(it % count)
-            sc = src_first + c
-            dc = dst_first + c
+            n = <int>(it // count_)
+            c = <int>(it % count_)
+            sc = sf + c
+            dc = df + c
             s = sp + ((<int64_t>n * Sb + sc // VLEN) * plane) * VLEN + sc % VLEN
             d = dp + ((<int64_t>n * Db + dc // VLEN) * plane) * VLEN + dc % VLEN
             if add:
@@ -546,47 +570,47 @@ def copy_channels(src, int src_first, dst, int dst_first, int count, bint add=Fa
     return dst
 
 
-def blocked_to_flat(x, int channels, out, threads=None):
+def blocked_to_flat(x, channels, out, threads=None):
     """``(N, Cb, H, W, 16)`` -> ``(N, C*H*W)`` in NCHW order (fully connected input)."""
     _blocked(x, "x")
     cdef int N = x.shape[0], Cb = x.shape[1]
     cdef int64_t plane = <int64_t>x.shape[2] * x.shape[3]
-    if not 0 < channels <= Cb * VLEN:
-        raise ValueError(f"channels={channels} does not fit {Cb} blocks")
-    _f32(out, "out", (N, channels * plane), True)
+    cdef int nch = int_arg(channels, "channels", 1, Cb * VLEN)
+    _f32(out, "out", (N, nch * plane), True)
+    no_overlap(out, "out", x=x)
     cdef float *xp = _fp(x)
     cdef float *op = _fp(out)
-    cdef int64_t items = <int64_t>N * channels, it, i
+    cdef int64_t items = <int64_t>N * nch, it, i
     cdef int n, c
     cdef int nt = _nt(threads, items * plane)
     with nogil:
         for it in prange(items, schedule="static", num_threads=nt):
-            n = <int>(it // channels)
-            c = <int>(it % channels)
+            n = <int>(it // nch)
+            c = <int>(it % nch)
             for i in range(plane):
                 op[it * plane + i] = xp[((<int64_t>n * Cb + c // VLEN) * plane + i) * VLEN + c % VLEN]
     return out
 
 
-def flat_to_blocked(flat, int channels, x, threads=None):
+def flat_to_blocked(flat, channels, x, threads=None):
     """Inverse of :func:`blocked_to_flat`; padded channels of ``x`` are set to zero."""
-    _blocked(x, "x")
+    _blocked(x, "x", True)
     cdef int N = x.shape[0], Cb = x.shape[1]
     cdef int64_t plane = <int64_t>x.shape[2] * x.shape[3]
-    if not 0 < channels <= Cb * VLEN:
-        raise ValueError(f"channels={channels} does not fit {Cb} blocks")
-    _f32(flat, "flat", (N, channels * plane))
-    if channels % VLEN:
+    cdef int nch = int_arg(channels, "channels", 1, Cb * VLEN)
+    _f32(flat, "flat", (N, nch * plane))
+    no_overlap(x, "x", flat=flat)
+    if nch % VLEN:
         x[:, Cb - 1] = 0
     cdef float *fp = _fp(flat)
     cdef float *xp = _fp(x)
-    cdef int64_t items = <int64_t>N * channels, it, i
+    cdef int64_t items = <int64_t>N * nch, it, i
     cdef int n, c
     cdef int nt = _nt(threads, items * plane)
     with nogil:
         for it in prange(items, schedule="static", num_threads=nt):
-            n = <int>(it // channels)
-            c = <int>(it % channels)
+            n = <int>(it // nch)
+            c = <int>(it % nch)
             for i in range(plane):
                 xp[((<int64_t>n * Cb + c // VLEN) * plane + i) * VLEN + c % VLEN] = fp[it * plane + i]
     return x
@@ -624,6 +648,7 @@ def fc_forward(x, w, bias, y, threads=None):
     if bias is not None:
         _f32(bias, "bias", (K,))
         bp = _fp(bias)
+    no_overlap(y, "y", x=x, w=w, bias=bias)
     cdef float *xp = _fp(x)
     cdef float *wp = _fp(w)
     cdef float *yp = _fp(y)
@@ -672,6 +697,11 @@ def fc_backward(x, w, dy, dw, dbias, dx, threads=None):
     if dx is not None:
         _f32(dx, "dx", (N, C), True)
         dxp = _fp(dx)
+    no_overlap(dw, "dw", x=x, w=w, dy=dy, dbias=dbias, dx=dx)
+    if dbias is not None:
+        no_overlap(dbias, "dbias", x=x, w=w, dy=dy, dx=dx)
+    if dx is not None:
+        no_overlap(dx, "dx", x=x, w=w, dy=dy)
     cdef float *xp = _fp(x)
     cdef float *wp = _fp(w)
     cdef float *dyp = _fp(dy)
@@ -748,14 +778,13 @@ def softmax_xent_backward(prob, labels, dlogits, float scale):
     return dlogits
 
 
-def topk_correct(logits, labels, int k=1):
+def topk_correct(logits, labels, k=1):
     """Number of rows whose label is among the ``k`` largest logits (ties count against)."""
     _f32(logits, "logits")
     if logits.ndim != 2:
         raise ValueError(f"logits must be 2-D (N, K), got shape {logits.shape}")
     cdef int N = logits.shape[0], K = logits.shape[1]
-    if k < 1:
-        raise ValueError(f"top_k must be >= 1, got {k}")
+    cdef int top = int_arg(k, "k", 1)
     _labels(labels, N, K)
     cdef float *lp = _fp(logits)
     cdef int32_t *yp = <int32_t *>cnp.PyArray_DATA(<cnp.ndarray>labels)
@@ -769,7 +798,7 @@ def topk_correct(logits, labels, int k=1):
             for j in range(K):
                 if lp[<int64_t>n * K + j] > t or (lp[<int64_t>n * K + j] == t and j < yp[n]):
                     above += 1
-            if above < k:
+            if above < top:
                 correct += 1
     return correct
 
@@ -793,12 +822,17 @@ def sgd_update(w, g, history, segments, lr, decay, float momentum, bint nesterov
         w    -= v_new                                   (SGD)
         w    -= (1 + momentum) * v_new - momentum * v   (Nesterov, as Caffe)
     """
-    _f32(w, "w")
+    _f32(w, "w", None, True)
     _f32(g, "g", w.shape)
     _f32(history, "history", w.shape, True)
     if w.ndim != 1:
         raise ValueError("w must be 1-D (the parameter arena)")
-    segments = np.ascontiguousarray(segments, np.int64)
+    no_overlap(w, "w", g=g, history=history)
+    no_overlap(history, "history", g=g)
+    seg = np.asarray(segments)
+    if seg.ndim != 1 or seg.dtype.kind not in "iu":
+        raise ValueError(f"segments must be a 1-D integer sequence, got shape {seg.shape} of {seg.dtype}")
+    segments = np.ascontiguousarray(seg, np.int64)
     cdef int nseg = segments.shape[0] - 1
     if nseg < 0 or segments[0] != 0 or segments[nseg] != w.shape[0] or np.any(np.diff(segments) < 0):
         raise ValueError("segments must rise from 0 to len(w)")

@@ -270,3 +270,90 @@ def test_bad_input_is_a_clear_error():
 @pytest.fixture
 def rng():
     return np.random.default_rng(20240611)
+
+
+# ---- inputs a fuzzer found: each once crashed, read outside its buffer or wrote a read-only array
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(bl=2**30 + 1, bj=0, ldc=16, n=1, k=3), "boff points outside b"),          # (k-1)*bl wrapped
+    (dict(bl=1, bj=1, ldc=2**31 - 6, n=3, k=1), "c is too small"),                    # (n-1)*ldc wrapped
+    (dict(bl=1, bj=2**31, ldc=16, n=2, k=1), "boff points outside b"),
+    (dict(bl=2**63, bj=0, ldc=16, n=1, k=1), r"bl must be in"),
+    (dict(bl=1, bj=0, ldc=8, n=1, k=1), r"ldc must be in"),
+    (dict(bl=1, bj=0, ldc=16, n=1, k=-1), "k must be >= 0"),
+    (dict(bl=1.0, bj=0, ldc=16, n=1, k=1), "bl must be an int"),
+])
+def test_brgemm16_sizes_cannot_wrap(kwargs, match):
+    a, b, c = np.ones(64, np.float32), np.ones(64, np.float32), np.zeros(16, np.float32)
+    kw = dict(kwargs)
+    bl, bj, ldc = kw.pop("bl"), kw.pop("bj"), kw.pop("ldc")
+    with pytest.raises((ValueError, TypeError), match=match):
+        conv.brgemm16(a, np.zeros(1, np.int64), b, np.zeros(1, np.int64), bl, bj, c, ldc, **kw)
+
+
+@pytest.mark.parametrize("name", ["aoff", "boff"])
+@pytest.mark.parametrize("value", [2**63 - 1, 2**63 - 4, 2**62, -1])
+def test_brgemm16_offsets_near_the_int64_limits(name, value):
+    guard = np.full(256, 1000.0, np.float32)
+    a = guard[64:128]
+    a[:] = 0
+    offs = {"aoff": np.zeros(1, np.int64), "boff": np.zeros(1, np.int64)}
+    offs[name] = np.array([value], np.int64)
+    c = np.zeros(16, np.float32)
+    with pytest.raises(ValueError, match=f"{name} points outside"):
+        conv.brgemm16(a, offs["aoff"], np.ones(64, np.float32), offs["boff"], 1, 1, c, 16, n=1, k=1)
+    assert (c == 0).all()
+
+
+def test_brgemm16_refuses_float_offsets_and_read_only_or_aliased_c():
+    a, b = np.zeros(16, np.float32), np.zeros(16, np.float32)
+    with pytest.raises(TypeError, match="aoff must hold integer offsets"):
+        conv.brgemm16(a, [0.5], b, [0], 1, 1, np.zeros(16, np.float32), 16, n=1, k=1)
+    c = np.zeros(16, np.float32)
+    c.flags.writeable = False
+    with pytest.raises(ValueError, match="c must be writable"):
+        conv.brgemm16(a, [0], b, [0], 1, 1, c, 16, n=1, k=1)
+    with pytest.raises(ValueError, match="c overlaps a"):
+        conv.brgemm16(a, [0], b, [0], 1, 1, a, 16, n=1, k=1)
+
+
+def test_plan_outputs_must_be_writable_and_apart_from_inputs():
+    plan = conv.ConvPlan(1, 3, 5, 5, 4, 3, 3, 1, 1)
+    x = np.ones(plan.input_shape, np.float32)
+    w = np.ones(plan.weight_shape, np.float32)
+    y = np.zeros(plan.output_shape, np.float32)
+    db = np.zeros(16, np.float32)
+
+    def ro(arr):
+        arr = arr.copy()
+        arr.flags.writeable = False
+        return arr
+    for name, call in [("y", lambda: plan.forward(x, w, ro(y))),
+                       ("stats", lambda: plan.forward(x, w, y, stats=ro(np.zeros((2, 16))))),
+                       ("dx", lambda: plan.backward_data(y, w, ro(x))),
+                       ("dw", lambda: plan.backward_weights(y, ro(w), x=x)),
+                       ("dbias", lambda: plan.backward_weights(y, np.empty_like(w), ro(db), x=x))]:
+        with pytest.raises(ValueError, match=f"{name} must be writable"):
+            call()
+    assert plan.output_shape == plan.input_shape        # 3x3 taps, pad 1: same extent
+    with pytest.raises(ValueError, match="y overlaps x"):
+        plan.forward(x, w, x)
+    with pytest.raises(ValueError, match="dx overlaps dy"):
+        plan.backward_data(y, w, y)
+    with pytest.raises(ValueError, match="dw overlaps"):
+        plan.backward_weights(y, w, x=w.reshape(-1)[:x.size].reshape(x.shape))
+    misaligned = np.frombuffer(bytearray(y.nbytes + 1), np.uint8)[1:].view(np.float32).reshape(y.shape)
+    with pytest.raises(ValueError, match="y is not aligned"):
+        plan.forward(x, w, misaligned)
+
+
+@pytest.mark.parametrize("args, exc, match", [
+    ((1, 1, 2**31, 4, 1, 1, 1), ValueError, "H must be in|H must be >="),
+    ((0, 3, 8, 8, 4, 3, 3), ValueError, "N must be >= 1"),
+    ((1.5, 3, 8, 8, 4, 3, 3), TypeError, "N must be an int"),
+    ((1, 3, 8, 8, 4, 3, 3, (1, 2**31)), ValueError, r"stride\[1\] must be in"),
+    ((1, 3, 8, 8, 4, 3, 3, 1, "1"), TypeError, "pad must be an int or a pair"),
+])
+def test_plan_sizes_name_the_argument(args, exc, match):
+    with pytest.raises(exc, match=match):
+        conv.ConvPlan(*args)

@@ -284,5 +284,114 @@ def test_bad_input_names_the_argument(rng):
         dnn.fc_forward(np.zeros((2, 3), np.float32), np.zeros((4, 5), np.float32), None, np.zeros((2, 4), np.float32))
     with pytest.raises(ValueError, match="ratio"):
         dnn.dropout_forward(xb, np.empty_like(xb), np.empty_like(xb), 1.0, 0, 0)
-    with pytest.raises(ValueError, match="channel range"):
+    with pytest.raises(ValueError, match=r"count must be in \[0, 6\], got 10"):
         dnn.copy_channels(xb, 0, np.zeros_like(xb), 10, 10)
+
+
+# ---- inputs a fuzzer found: each once crashed, wrote outside its buffer or wrote a read-only array
+
+def _readonly(a):
+    a = a.copy()
+    a.flags.writeable = False
+    return a
+
+
+def _misaligned(shape, dtype=np.float32):
+    """A writable C-contiguous array whose data pointer is not a multiple of the element size."""
+    n = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    return np.frombuffer(bytearray(n + 1), np.uint8)[1:].view(dtype).reshape(shape)
+
+
+@pytest.mark.parametrize("value", [16, 2**20, -1, -2**31])
+def test_pool_backward_refuses_argmax_outside_the_plane(rng, value):
+    _, xb = blocked(rng, 1, 16, 4, 4)                  # a 4x4 plane: positions 0..15
+    guard = np.full(4096, 7.0, np.float32)
+    dx = guard[1024:1024 + xb.size].reshape(xb.shape)
+    dy = np.ones((1, 1, 2, 2, 16), np.float32)
+    am = np.zeros(dy.shape, np.int32)
+    am[0, 0, 1, 1, 5] = value
+    with pytest.raises(ValueError, match="argmax holds positions outside the 4x4 input plane"):
+        dnn.pool_backward(dy, dx, dnn.MAX_POOL, 2, 2, 0, argmax=am)
+    assert (guard[:1024] == 7).all() and (guard[1024 + xb.size:] == 7).all()
+
+
+@pytest.mark.parametrize("src_first, dst_first, count, name", [
+    (2**31 - 1, 0, 1, "src_first"), (0, 2**31 - 1, 1, "dst_first"), (0, 0, 2**31 - 1, "count"),
+    (2**40, 0, 1, "src_first"), (-1, 0, 1, "src_first"), (0, 0, -1, "count"), (1.5, 0, 1, "src_first")])
+def test_copy_channels_range_cannot_wrap(rng, src_first, dst_first, count, name):
+    _, xb = blocked(rng, 1, 16, 2, 2)
+    with pytest.raises((ValueError, TypeError), match=name):
+        dnn.copy_channels(xb, src_first, np.zeros_like(xb), dst_first, count)
+
+
+def test_outputs_must_be_writable_aligned_and_apart_from_inputs(rng):
+    _, xb = blocked(rng, 1, 16, 4, 4)
+    yb = np.empty((1, 1, 2, 2, 16), np.float32)
+    am = np.zeros(yb.shape, np.int32)
+    w, g = np.ones(4, np.float32), np.ones(4, np.float32)
+    seg, lr, wd = [0, 4], np.ones(1, np.float32), np.zeros(1, np.float32)
+    read_only_outputs = [
+        ("w", lambda: dnn.sgd_update(_readonly(w), g, np.zeros(4, np.float32), seg, lr, wd, 0.9)),
+        ("y", lambda: dnn.pool_forward(xb, _readonly(yb), dnn.MAX_POOL, 2, 2, 0, argmax=am)),
+        ("argmax", lambda: dnn.pool_forward(xb, yb, dnn.MAX_POOL, 2, 2, 0, argmax=_readonly(am))),
+        ("dx", lambda: dnn.pool_backward(yb, _readonly(xb), dnn.AVE_POOL, 2, 2, 0)),
+        ("dst", lambda: dnn.copy_channels(xb, 0, _readonly(xb), 0, 1)),
+        ("x", lambda: dnn.flat_to_blocked(np.zeros((1, 16 * 16), np.float32), 16, _readonly(xb))),
+        ("stats", lambda: dnn.channel_stats(xb, _readonly(np.zeros((2, 16))))),
+        ("sums", lambda: dnn.bn_backward_reduce(xb, xb, np.zeros(16), np.empty_like(xb),
+                                                _readonly(np.zeros((2, 16))))),
+    ]
+    for name, call in read_only_outputs:
+        with pytest.raises(ValueError, match=f"{name} must be writable"):
+            call()
+    with pytest.raises(ValueError, match="y is not aligned"):
+        dnn.relu_forward(xb, _misaligned(xb.shape))
+    with pytest.raises(ValueError, match="x is not aligned"):
+        dnn.relu_forward(_misaligned(xb.shape), np.empty_like(xb))
+    x2 = np.ones((3, 4), np.float32)
+    w2 = np.ones((4, 4), np.float32)
+    with pytest.raises(ValueError, match="y overlaps x"):
+        dnn.fc_forward(x2, w2, None, x2)
+    with pytest.raises(ValueError, match="dx overlaps"):
+        dnn.fc_backward(x2, w2, np.ones((3, 4), np.float32), np.empty((4, 4), np.float32), None, x2)
+    with pytest.raises(ValueError, match="dx overlaps dy"):
+        dnn.pool_backward(xb, xb, dnn.AVE_POOL, 1, 1, 0)
+    with pytest.raises(ValueError, match="w overlaps"):
+        dnn.sgd_update(w, w, np.zeros(4, np.float32), seg, lr, wd, 0.9)
+
+
+@pytest.mark.parametrize("call, exc, match", [
+    (lambda xb: dnn.blocked_to_flat(xb, 2**31, np.zeros((1, 16), np.float32)), ValueError, "channels must be in"),
+    (lambda xb: dnn.flat_to_blocked(np.zeros((1, 16), np.float32), 2**31, xb), ValueError, "channels must be in"),
+    (lambda xb: dnn.topk_correct(np.zeros((2, 3), np.float32), np.zeros(2, np.int32), k=2**31), ValueError,
+     "k must be >= 1|k must be in"),
+    (lambda xb: dnn.topk_correct(np.zeros((2, 3), np.float32), np.zeros(2, np.int32), k=0), ValueError, "k must be >= 1"),
+    (lambda xb: dnn.dropout_forward(xb, np.empty_like(xb), np.empty_like(xb), 0.5, -1, 0), ValueError, "seed"),
+    (lambda xb: dnn.dropout_forward(xb, np.empty_like(xb), np.empty_like(xb), 0.5, 2**64, 0), ValueError, "seed"),
+    (lambda xb: dnn.pool_forward(xb, np.empty((1, 1, 2, 2, 16), np.float32), dnn.AVE_POOL, (2**31, 2), 2, 0),
+     ValueError, r"kernel\[0\] must be in"),
+    (lambda xb: dnn.pool_forward(xb, np.empty((1, 1, 2, 2, 16), np.float32), dnn.AVE_POOL, "2", 2, 0),
+     TypeError, "kernel must be an int or a pair"),
+    (lambda xb: dnn.pool_forward(xb, np.empty((1, 1, 2, 2, 16), np.float32), dnn.AVE_POOL, 2, 0, 0),
+     ValueError, "stride must be >= 1"),
+    (lambda xb: dnn.sgd_update(np.ones(4, np.float32), np.ones(4, np.float32), np.zeros(4, np.float32),
+                               np.array([[0, 4]]), np.ones(1, np.float32), np.ones(1, np.float32), 0.9),
+     ValueError, "segments must be a 1-D integer"),
+    (lambda xb: dnn.sgd_update(np.ones(4, np.float32), np.ones(4, np.float32), np.zeros(4, np.float32),
+                               [0.0, 4.0], np.ones(1, np.float32), np.ones(1, np.float32), 0.9),
+     ValueError, "segments must be a 1-D integer"),
+])
+def test_bad_scalars_name_the_argument(rng, call, exc, match):
+    _, xb = blocked(rng, 1, 16, 4, 4)
+    with pytest.raises(exc, match=match):
+        call(xb)
+
+
+def test_pool_takes_an_int_for_a_square_window(rng):
+    _, xb = blocked(rng, 2, 16, 6, 6)
+    y1, y2 = np.empty((2, 1, 3, 3, 16), np.float32), np.empty((2, 1, 3, 3, 16), np.float32)
+    a1, a2 = np.empty(y1.shape, np.int32), np.empty(y1.shape, np.int32)
+    dnn.pool_forward(xb, y1, dnn.MAX_POOL, 2, 2, 0, argmax=a1)
+    dnn.pool_forward(xb, y2, dnn.MAX_POOL, (2, 2), (2, 2), (0, 0), argmax=a2)
+    np.testing.assert_array_equal(y1, y2)
+    np.testing.assert_array_equal(a1, a2)
