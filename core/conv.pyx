@@ -58,10 +58,9 @@ cdef int64_t _ZERO_OFFSET[1]
 _ZERO_OFFSET[0] = 0
 
 
-def blocks(int channels):
+def blocks(channels):
     """Number of 16-channel blocks holding ``channels`` channels."""
-    if channels < 1:
-        raise ValueError(f"channels must be >= 1, got {channels}")
+    channels = int_arg(channels, "channels", 1)
     return (channels + VLEN - 1) // VLEN
 
 
@@ -77,11 +76,12 @@ def to_blocked(x):
     return np.ascontiguousarray(out.reshape(n, cb, VLEN, h, w).transpose(0, 1, 3, 4, 2))
 
 
-def from_blocked(xb, int channels):
+def from_blocked(xb, channels):
     """``(N, Cb, H, W, 16)`` -> ``(N, channels, H, W)`` (a copy)."""
     xb = np.asarray(xb)
     if xb.ndim != 5 or xb.shape[4] != VLEN:
         raise ValueError(f"xb must be (N, Cb, H, W, 16), got shape {xb.shape}")
+    channels = int_arg(channels, "channels", 1)
     if not 0 < channels <= xb.shape[1] * VLEN:
         raise ValueError(f"channels={channels} does not fit {xb.shape[1]} blocks")
     n, cb, h, w, _ = xb.shape
@@ -100,23 +100,26 @@ def weights_to_blocked(w):
     return np.ascontiguousarray(full.reshape(kb, VLEN, cb, VLEN, r, s).transpose(0, 2, 4, 5, 3, 1))
 
 
-def weights_from_blocked(wb, int out_channels, int in_channels):
+def weights_from_blocked(wb, out_channels, in_channels):
     """``(Kb, Cb, R, S, 16c, 16k)`` -> ``(K, C, R, S)`` (a copy)."""
     wb = np.asarray(wb)
     if wb.ndim != 6 or wb.shape[4] != VLEN or wb.shape[5] != VLEN:
         raise ValueError(f"wb must be (Kb, Cb, R, S, 16, 16), got shape {wb.shape}")
     kb, cb, r, s = wb.shape[:4]
+    out_channels, in_channels = int_arg(out_channels, "out_channels", 1), int_arg(in_channels, "in_channels", 1)
     if not (0 < out_channels <= kb * VLEN and 0 < in_channels <= cb * VLEN):
         raise ValueError(f"channels ({out_channels}, {in_channels}) do not fit blocks ({kb}, {cb})")
     full = wb.transpose(0, 5, 1, 4, 2, 3).reshape(kb * VLEN, cb * VLEN, r, s)
     return np.ascontiguousarray(full[:out_channels, :in_channels])
 
 
-def output_size(int size, int kernel, int stride, int pad):
+def output_size(size, kernel, stride, pad):
     """Output extent of a convolution along one axis (floor mode, as Caffe and PyTorch)."""
+    size, kernel = int_arg(size, "size"), int_arg(kernel, "kernel", 1)
+    stride, pad = int_arg(stride, "stride", 1), int_arg(pad, "pad")
     if kernel < 1 or stride < 1 or pad < 0:
         raise ValueError(f"need kernel >= 1, stride >= 1, pad >= 0 (got {kernel}, {stride}, {pad})")
-    out = (<int64_t>size + 2 * <int64_t>pad - kernel) // stride + 1  # no int overflow near 2**31
+    out = (size + 2 * pad - kernel) // stride + 1  # Python ints: no overflow near 2**31
     if out < 1:
         raise ValueError(f"kernel {kernel} with pad {pad} does not fit an input of size {size}")
     return out
@@ -387,15 +390,21 @@ cdef class ConvPlan:
         cdef geom_t *g = &self.g
         N, C, H, W, K, R, S = [int_arg(v, name, 1) for v, name in zip((N, C, H, W, K, R, S), "NCHWKRS")]
         sh, sw = pair_arg(stride, "stride", 1)
-        ph, pw = pair_arg(pad, "pad")
+        pads = pair_arg(pad, "pad")     # Python ints: 2*pad below must not wrap as C int
+        ph, pw = pads
         if ph >= R or pw >= S:
             raise ValueError(f"pad {(ph, pw)} must be smaller than the kernel {(R, S)}")
+        oh, ow = output_size(H, R, sh, ph), output_size(W, S, sw, pw)
+        # the kernels compute these in C int: refuse (naming the sizes) what would wrap
+        for v, name in ((H + 2 * pads[0], "H + 2*pad[0]"), (W + 2 * pads[1], "W + 2*pad[1]"),
+                        (H + R - 1, "H + R - 1"), (W + S - 1, "W + S - 1"),  # backward-data's dy
+                        (oh * ow, "OH*OW (output pixels)"), (R * S * TILE, "R*S*256 (a weight block)")):
+            int_arg(v, name, 1)
         self.isa = _isa_of(target)
         self.nthreads = resolve_threads(threads)
         g.N, g.C, g.H, g.W, g.K, g.R, g.S = N, C, H, W, K, R, S
         g.sh, g.sw, g.ph, g.pw = sh, sw, ph, pw
-        g.OH = output_size(H, R, sh, ph)
-        g.OW = output_size(W, S, sw, pw)
+        g.OH, g.OW = oh, ow
         g.Cb, g.Kb = blocks(C), blocks(K)
         g.Hp, g.Wp = H + 2 * ph, W + 2 * pw
         g.crem = C - (g.Cb - 1) * VLEN
@@ -659,28 +668,31 @@ def brgemm16(a, aoff, b, boff, bl, bj, c, ldc, *, n, k, accumulate=False, bias=N
             raise TypeError(f"{name} must be a contiguous, aligned 1-D float32 array")
     if not c.flags.writeable:
         raise ValueError("c must be writable")
+    cdef const float *biasp = NULL
+    if bias is not None:
+        _check(bias, (VLEN,), "bias")
+        biasp = _fptr(bias)
     no_overlap(c, "c", a=a, b=b, bias=bias)
     offs = []
     for arr, name in ((aoff, "aoff"), (boff, "boff")):
         arr = np.asarray(arr)
         if arr.dtype.kind not in "iu":
             raise TypeError(f"{name} must hold integer offsets, got {arr.dtype}")
-        offs.append(np.ascontiguousarray(arr, dtype=np.int64))
+        offs.append(np.require(arr, np.int64, ["C", "A"]))    # contiguous, aligned int64 for C
     aoff, boff = offs
     if aoff.shape != boff.shape or aoff.ndim != 1:
         raise ValueError("aoff and boff must be 1-D and of equal length")
     count = aoff.shape[0]
+    # footprints in Python ints (no wrap): A_p spans 16*k floats, B_p reaches (k-1)*bl + (n-1)*bj
     if count:
-        if int(aoff.min()) < 0 or int(aoff.max()) + 16 * k > a.shape[0]:
-            raise ValueError("aoff points outside a")
-        if int(boff.min()) < 0 or (k and int(boff.max()) + (k - 1) * bl + (n - 1) * bj >= b.shape[0]):
-            raise ValueError("boff points outside b")
+        if int(aoff.min()) < 0 or int(aoff.max()) > a.shape[0] - 16 * k:
+            raise ValueError(f"aoff points outside a (offsets must be in [0, {a.shape[0]} - 16*k])")
+        last = (k - 1) * bl + (n - 1) * bj if k else -1
+        if int(boff.min()) < 0 or int(boff.max()) > b.shape[0] - 1 - last:
+            raise ValueError(f"boff points outside b (offsets + (k-1)*bl + (n-1)*bj must be < {b.shape[0]})")
     if (n - 1) * ldc + VLEN > c.shape[0]:
-        raise ValueError("c is too small for n columns")
-    cdef const float *biasp = NULL
-    if bias is not None:
-        _check(bias, (VLEN,), "bias")
-        biasp = _fptr(bias)
+        raise ValueError(f"c is too small for n columns at ldc: needs (n-1)*ldc + 16 = "
+                         f"{(n - 1) * ldc + VLEN} floats, has {c.shape[0]}")
     cdef conv_brgemm16_fn fn = conv_brgemm16_get(isa, n, bj)
     cdef int acc = 1 if accumulate else 0
     cdef int64_t cnt = count

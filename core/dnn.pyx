@@ -13,7 +13,7 @@ import numpy as np
 cimport numpy as cnp
 from cython.parallel cimport prange
 from libc.math cimport exp, log, sqrt, INFINITY
-from libc.stdint cimport int32_t, int64_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 from libc.string cimport memset, memcpy
 
 from core.threads cimport resolve_threads, threads_for_work
@@ -87,6 +87,16 @@ cdef inline int _nt(object threads, int64_t work) except -1:
     return threads_for_work(resolve_threads(threads), work, GRAIN)
 
 
+def _in_place_or_apart(out, out_name, **inputs):
+    """For kernels that read each input element before writing the same element of ``out``:
+    ``out`` may be an input itself (in place: same data pointer, dtype and shape) but must not
+    overlap one any other way (a shifted view would read elements already overwritten)."""
+    for name, arr in inputs.items():
+        if arr is not None and not (arr.dtype == out.dtype and arr.shape == out.shape and
+                                    cnp.PyArray_DATA(<cnp.ndarray>arr) == cnp.PyArray_DATA(<cnp.ndarray>out)):
+            no_overlap(out, out_name, **{name: arr})
+
+
 # ----------------------------------------------------------------------------- elementwise
 
 cdef int _relu(x, g, y, float slope, object threads, object target) except -1:
@@ -108,6 +118,7 @@ def relu_forward(x, y, float negative_slope=0.0, threads=None, target=None):
     """``y = x`` where ``x > 0``, else ``negative_slope * x``."""
     _f32(x, "x")
     _f32(y, "y", x.shape, True)
+    _in_place_or_apart(y, "y", x=x)
     _relu(x, None, y, negative_slope, threads, target)
     return y
 
@@ -117,6 +128,7 @@ def relu_backward(x, dy, dx, float negative_slope=0.0, threads=None, target=None
     _f32(x, "x")
     _f32(dy, "dy", x.shape)
     _f32(dx, "dx", x.shape, True)
+    _in_place_or_apart(dx, "dx", x=x, dy=dy)
     _relu(x, dy, dx, negative_slope, threads, target)
     return dx
 
@@ -125,6 +137,7 @@ def axpby(float alpha, x, float beta, y, threads=None):
     """``y = alpha * x + beta * y`` (``beta == 0``: y is not read)."""
     _f32(x, "x")
     _f32(y, "y", x.shape, True)
+    _in_place_or_apart(y, "y", x=x)
     cdef float *xp = _fp(x)
     cdef float *yp = _fp(y)
     cdef int64_t n = x.size, i
@@ -147,18 +160,24 @@ cdef inline uint64_t _mix64(uint64_t z) noexcept nogil:
     return z ^ (z >> 31)
 
 
-def dropout_forward(x, y, mask, float ratio, seed, int64_t first_sample, threads=None):
+def dropout_forward(x, y, mask, float ratio, seed, first_sample, threads=None):
     """Inverted dropout: ``mask = (u >= ratio) / (1 - ratio)``, ``y = x * mask``.
 
     ``u`` is uniform in [0, 1), drawn from (seed, first_sample + n, element index within the
-    sample): the same sample gets the same mask however the minibatch is sharded.
+    sample): the same sample gets the same mask however the minibatch is sharded. ``seed`` is
+    in [0, 2**64), ``first_sample`` any int64 (sample numbers wrap modulo 2**64). ``y`` may be
+    ``x`` (in place); ``mask`` must be apart from both.
     """
     _f32(x, "x")
     _f32(y, "y", x.shape, True)
     _f32(mask, "mask", x.shape, True)
+    _in_place_or_apart(y, "y", x=x)
+    no_overlap(mask, "mask", x=x, y=y)
     if not 0.0 <= ratio < 1.0:
         raise ValueError(f"ratio must be in [0, 1), got {ratio}")
     cdef uint64_t useed = int_arg(seed, "seed", 0, 2**64 - 1)
+    # unsigned: first_sample + n wraps (defined) instead of overflowing int64 (undefined)
+    cdef uint64_t ufirst = <uint64_t>(<int64_t>int_arg(first_sample, "first_sample", -2**63, 2**63 - 1))
     if x.ndim < 1 or x.shape[0] < 1:
         raise ValueError("x must have a batch dimension")
     cdef int64_t N = x.shape[0], per = x.size // x.shape[0], total = x.size, i
@@ -171,7 +190,7 @@ def dropout_forward(x, y, mask, float ratio, seed, int64_t first_sample, threads
     cdef int nt = _nt(threads, total)
     with nogil:
         for i in prange(total, schedule="static", num_threads=nt):
-            sample = <uint64_t>(first_sample + i // per)
+            sample = ufirst + <uint64_t>(i // per)
             u = _mix64(_mix64(useed * <uint64_t>0x9e3779b97f4a7c15ULL + sample) + <uint64_t>(i % per)) >> 40
             mp[i] = keep if u >= threshold else 0.0
             yp[i] = xp[i] * mp[i]
@@ -183,6 +202,7 @@ def multiply(a, b, out, threads=None):
     _f32(a, "a")
     _f32(b, "b", a.shape)
     _f32(out, "out", a.shape, True)
+    _in_place_or_apart(out, "out", a=a, b=b)
     cdef float *ap = _fp(a)
     cdef float *bp = _fp(b)
     cdef float *op = _fp(out)
@@ -196,8 +216,10 @@ def multiply(a, b, out, threads=None):
 
 # ----------------------------------------------------------------------------- pooling
 
-def pool_output_size(int size, int kernel, int stride, int pad):
+def pool_output_size(size, kernel, stride, pad):
     """Caffe's pooled extent: ceil mode, and the last window must start inside the input."""
+    size, kernel = int_arg(size, "size"), int_arg(kernel, "kernel", 1)
+    stride, pad = int_arg(stride, "stride", 1), int_arg(pad, "pad")
     if kernel < 1 or stride < 1 or pad < 0:
         raise ValueError(f"need kernel >= 1, stride >= 1, pad >= 0 (got {kernel}, {stride}, {pad})")
     if pad >= kernel:
@@ -215,17 +237,26 @@ ctypedef struct pool_t:
     int N, Cb, H, W, OH, OW, kh, kw, sh, sw, ph, pw
 
 
-cdef void _maxpool_back_item(const pool_t *p, int64_t it, const float *dy, const int32_t *arg,
-                             float *dx) noexcept nogil:
-    cdef float *di = dx + it * p.H * p.W * VLEN
+cdef int64_t _maxpool_back_item(const pool_t *p, int64_t it, const float *dy, const int32_t *arg,
+                                float *dx) noexcept nogil:
+    # Scatters dy into the plane at argmax; an entry outside [0, H*W) is skipped and counted (one
+    # unsigned compare per element, predicted taken: the caller raises on a nonzero count).
+    cdef int64_t hw = <int64_t>p.H * p.W
+    cdef float *di = dx + it * hw * VLEN
     cdef const float *dyo = dy + it * p.OH * p.OW * VLEN
     cdef const int32_t *ao = arg + it * p.OH * p.OW * VLEN
-    cdef int64_t o
+    cdef int64_t o, bad = 0
+    cdef uint32_t j, limit = <uint32_t>hw     # hw <= INT32_MAX (_pool_geom)
     cdef int v
-    memset(di, 0, <size_t>p.H * p.W * VLEN * sizeof(float))
+    memset(di, 0, <size_t>hw * VLEN * sizeof(float))
     for o in range(<int64_t>p.OH * p.OW):
         for v in range(VLEN):
-            di[ao[o * VLEN + v] * VLEN + v] += dyo[o * VLEN + v]
+            j = <uint32_t>ao[o * VLEN + v]      # negative entries become >= 2**31: out of range too
+            if j < limit:
+                di[<int64_t>j * VLEN + v] += dyo[o * VLEN + v]
+            else:
+                bad += 1
+    return bad
 
 
 cdef inline void _avg_window(const pool_t *p, int oh, int ow, int *hs, int *he, int *ws, int *we,
@@ -253,7 +284,7 @@ cdef void _avgpool_back_item(const pool_t *p, int64_t it, const float *dy, float
             for h in range(hs, he):
                 for w in range(ws, we):
                     for v in range(VLEN):
-                        di[(h * p.W + w) * VLEN + v] += dyo[(oh * p.OW + ow) * VLEN + v] * inv
+                        di[(<int64_t>h * p.W + w) * VLEN + v] += dyo[(<int64_t>oh * p.OW + ow) * VLEN + v] * inv
 
 
 cdef pool_t _pool_geom(object x, object y, object kernel, object stride, object pad, str xname,
@@ -265,8 +296,11 @@ cdef pool_t _pool_geom(object x, object y, object kernel, object stride, object 
     p.kh, p.kw = pair_arg(kernel, "kernel", 1)
     p.sh, p.sw = pair_arg(stride, "stride", 1)
     p.ph, p.pw = pair_arg(pad, "pad")
-    p.OH = pool_output_size(p.H, p.kh, p.sh, p.ph)
-    p.OW = pool_output_size(p.W, p.kw, p.sw, p.pw)
+    oh, ow = pool_output_size(p.H, p.kh, p.sh, p.ph), pool_output_size(p.W, p.kw, p.sw, p.pw)
+    # argmax holds h*W + w as int32 and the kernels index planes with int: planes must fit
+    int_arg(<int64_t>p.H * p.W, f"{xname} plane H*W", 1)
+    p.OH, p.OW = int_arg(oh, "OH"), int_arg(ow, "OW")
+    int_arg(oh * ow, f"{yname} plane OH*OW", 1)
     _f32(y, yname, (p.N, p.Cb, p.OH, p.OW, VLEN), not x_out)
     if x_out:
         no_overlap(x, xname, **{yname: y})
@@ -285,6 +319,12 @@ cdef int32_t *_argmax(object argmax, object like, str like_name, bint writable) 
     return <int32_t *>cnp.PyArray_DATA(<cnp.ndarray>argmax)
 
 
+cdef int _pool_mode(object mode) except -1:
+    if int_arg(mode, "mode", -2**63, 2**63) not in (MAX_POOL, AVE_POOL):
+        raise ValueError(f"mode must be MAX_POOL or AVE_POOL, got {mode}")
+    return mode
+
+
 cdef int _isa_of(object target) except -1:
     if target is None:
         return _cpu.target_id()
@@ -293,9 +333,11 @@ cdef int _isa_of(object target) except -1:
     return _cpu.isa_id(target)
 
 
-def pool_forward(x, y, int mode, kernel, stride, pad, argmax=None, threads=None, target=None):
+def pool_forward(x, y, mode, kernel, stride, pad, argmax=None, threads=None, target=None):
     """Max (``mode=MAX_POOL``, fills int32 ``argmax`` shaped like ``y``) or average pooling.
-    ``kernel``, ``stride``, ``pad`` are ints or (h, w) pairs; ``target`` forces an ISA path."""
+    ``kernel``, ``stride``, ``pad`` are each an int (the same for height and width: a square
+    window) or an (h, w) pair; ``target`` forces an ISA path."""
+    mode = _pool_mode(mode)
     cdef pool_t p = _pool_geom(x, y, kernel, stride, pad, "x", "y", False)
     cdef dnn_pool_geom g
     g.H, g.W, g.OH, g.OW = p.H, p.W, p.OH, p.OW
@@ -315,39 +357,41 @@ def pool_forward(x, y, int mode, kernel, stride, pad, argmax=None, threads=None,
         with nogil:
             for it in prange(items, schedule="static", num_threads=nt):
                 maxpool(&g, xp + it * xplane, yp + it * yplane, ap + it * yplane)
-    elif mode == AVE_POOL:
+    else:
         with nogil:
             for it in prange(items, schedule="static", num_threads=nt):
                 avgpool(&g, xp + it * xplane, yp + it * yplane)
-    else:
-        raise ValueError(f"mode must be MAX_POOL or AVE_POOL, got {mode}")
     return y
 
 
-def pool_backward(dy, dx, int mode, kernel, stride, pad, argmax=None, threads=None):
+def pool_backward(dy, dx, mode, kernel, stride, pad, argmax=None, threads=None):
     """Gradient of :func:`pool_forward` (overwrites ``dx``; MAX_POOL takes the forward pass's
-    ``argmax``, whose entries must index the input plane: 0 <= argmax < H*W)."""
+    ``argmax``, whose entries must index the input plane: 0 <= argmax < H*W). An entry outside
+    it is skipped and the call raises ValueError afterwards (checked in the kernel loop, which
+    costs one compare per element); ``dx`` then holds no meaningful gradient. ``kernel``,
+    ``stride``, ``pad``: as :func:`pool_forward`."""
+    mode = _pool_mode(mode)
     cdef pool_t p = _pool_geom(dx, dy, kernel, stride, pad, "dx", "dy", True)
     cdef float *dyp = _fp(dy)
     cdef float *dxp = _fp(dx)
     cdef int32_t *ap = NULL
     cdef int64_t items = <int64_t>p.N * p.Cb, it
     cdef int nt = threads_for_work(resolve_threads(threads), items, 1)
+    cdef int64_t bad = 0
     if mode == MAX_POOL:
         ap = _argmax(argmax, dy, "dy", False)
         no_overlap(dx, "dx", argmax=argmax)
-        if argmax.size and (argmax.min() < 0 or argmax.max() >= <int64_t>p.H * p.W):
-            raise ValueError(f"argmax holds positions outside the {p.H}x{p.W} input plane "
-                             f"(range [{argmax.min()}, {argmax.max()}], valid [0, {p.H * p.W}))")
         with nogil:
             for it in prange(items, schedule="static", num_threads=nt):
-                _maxpool_back_item(&p, it, dyp, ap, dxp)
-    elif mode == AVE_POOL:
+                bad += _maxpool_back_item(&p, it, dyp, ap, dxp)
+        if bad:
+            raise ValueError(f"argmax holds positions outside the {p.H}x{p.W} input plane ({bad} "
+                             f"entries, range [{argmax.min()}, {argmax.max()}], valid [0, {p.H * p.W})); "
+                             f"dx holds no meaningful gradient")
+    else:
         with nogil:
             for it in prange(items, schedule="static", num_threads=nt):
                 _avgpool_back_item(&p, it, dyp, dxp)
-    else:
-        raise ValueError(f"mode must be MAX_POOL or AVE_POOL, got {mode}")
     return dx
 
 
@@ -382,6 +426,7 @@ def channel_stats(x, stats, threads=None):
     cdef int N = x.shape[0], Cb = x.shape[1]
     cdef int64_t plane = <int64_t>x.shape[2] * x.shape[3]
     _f64(stats, "stats", (2, Cb * VLEN), True)
+    no_overlap(stats, "stats", x=x)
     cdef float *xp = _fp(x)
     cdef double *sp = _dp(stats)
     cdef int it
@@ -404,6 +449,8 @@ def channel_affine(x, scale, shift, y, residual=None, bint relu=False, threads=N
     if residual is not None:
         _f32(residual, "residual", x.shape)
         rp = _fp(residual)
+    _in_place_or_apart(y, "y", x=x, residual=residual)
+    no_overlap(y, "y", scale=scale, shift=shift)
     cdef float *xp = _fp(x)
     cdef float *yp = _fp(y)
     cdef float *a = _fp(scale)
@@ -487,6 +534,9 @@ def bn_backward_reduce(dy, x, mean, dz, sums, y=None, threads=None):
     if y is not None:
         _f32(y, "y", x.shape)
         yp = _fp(y)
+    _in_place_or_apart(dz, "dz", dy=dy, y=y)
+    no_overlap(dz, "dz", x=x, mean=mean, sums=sums)   # x is read after dz is written
+    no_overlap(sums, "sums", dy=dy, x=x, mean=mean, y=y)
     cdef int64_t plane = <int64_t>x.shape[2] * x.shape[3]
     cdef float *dyp = _fp(dy)
     cdef float *xp = _fp(x)
@@ -509,6 +559,8 @@ def channel_affine2(a, ka, x, kx, k0, out, threads=None):
     cdef int Cb = a.shape[1]
     for v, name in ((ka, "ka"), (kx, "kx"), (k0, "k0")):
         _f32(v, name, (Cb * VLEN,))
+    _in_place_or_apart(out, "out", a=a, x=x)
+    no_overlap(out, "out", ka=ka, kx=kx, k0=k0)
     cdef float *ap = _fp(a)
     cdef float *xp = _fp(x)
     cdef float *op = _fp(out)
@@ -738,6 +790,7 @@ def softmax_xent_forward(logits, labels, prob):
     cdef int N = logits.shape[0], K = logits.shape[1]
     _f32(prob, "prob", (N, K), True)
     _labels(labels, N, K)
+    no_overlap(prob, "prob", logits=logits, labels=labels)   # the loss reads logits after prob
     cdef float *lp = _fp(logits)
     cdef float *pp = _fp(prob)
     cdef int32_t *yp = <int32_t *>cnp.PyArray_DATA(<cnp.ndarray>labels)
@@ -766,6 +819,8 @@ def softmax_xent_backward(prob, labels, dlogits, float scale):
     cdef int N = prob.shape[0], K = prob.shape[1]
     _f32(dlogits, "dlogits", (N, K), True)
     _labels(labels, N, K)
+    _in_place_or_apart(dlogits, "dlogits", prob=prob)
+    no_overlap(dlogits, "dlogits", labels=labels)
     cdef float *pp = _fp(prob)
     cdef float *dp = _fp(dlogits)
     cdef int32_t *yp = <int32_t *>cnp.PyArray_DATA(<cnp.ndarray>labels)
@@ -805,8 +860,8 @@ def topk_correct(logits, labels, k=1):
 
 cdef _labels(object labels, int N, int K):
     if not isinstance(labels, np.ndarray) or labels.dtype != np.int32 or labels.shape != (N,) \
-            or not labels.flags.c_contiguous:
-        raise ValueError(f"labels must be a contiguous int32 array of shape ({N},)")
+            or not labels.flags.c_contiguous or not labels.flags.aligned:
+        raise ValueError(f"labels must be a contiguous, aligned int32 array of shape ({N},)")
     if N and (labels.min() < 0 or labels.max() >= K):
         raise ValueError(f"labels must be in [0, {K}), got range [{labels.min()}, {labels.max()}]")
 
@@ -832,12 +887,14 @@ def sgd_update(w, g, history, segments, lr, decay, float momentum, bint nesterov
     seg = np.asarray(segments)
     if seg.ndim != 1 or seg.dtype.kind not in "iu":
         raise ValueError(f"segments must be a 1-D integer sequence, got shape {seg.shape} of {seg.dtype}")
-    segments = np.ascontiguousarray(seg, np.int64)
+    segments = np.require(seg, np.int64, ["C", "A"])   # a contiguous, aligned int64 copy if need be
     cdef int nseg = segments.shape[0] - 1
     if nseg < 0 or segments[0] != 0 or segments[nseg] != w.shape[0] or np.any(np.diff(segments) < 0):
         raise ValueError("segments must rise from 0 to len(w)")
     _f32(lr, "lr", (nseg,))
     _f32(decay, "decay", (nseg,))
+    no_overlap(w, "w", lr=lr, decay=decay)
+    no_overlap(history, "history", lr=lr, decay=decay)
     cdef float *wp = _fp(w)
     cdef float *gp = _fp(g)
     cdef float *hp = _fp(history)

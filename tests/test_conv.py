@@ -357,3 +357,52 @@ def test_plan_outputs_must_be_writable_and_apart_from_inputs():
 def test_plan_sizes_name_the_argument(args, exc, match):
     with pytest.raises(exc, match=match):
         conv.ConvPlan(*args)
+
+
+# ---- second audit: sizes the kernels would compute in C int, offset footprints, alignment
+
+@pytest.mark.parametrize("args, kwargs, match", [
+    ((1, 1, 2**31 - 2, 4, 1, 3, 3), dict(pad=1), r"H \+ 2\*pad\[0\] must be in"),     # padded height wraps
+    ((1, 1, 4, 2**31 - 2, 1, 3, 3), dict(pad=1), r"W \+ 2\*pad\[1\] must be in"),
+    ((1, 1, 2**16, 2**16, 1, 1, 1), {}, r"OH\*OW \(output pixels\) must be in"),       # 1x1: one flat row
+    ((1, 1, 2**31 - 10, 64, 1, 20, 1), {}, r"H \+ R - 1 must be in"),
+    ((1, 1, 2**12, 2**12, 1, 2**12, 2**12), {}, r"R\*S\*256 \(a weight block\) must be in"),
+])
+def test_plan_geometry_that_would_wrap_c_int(args, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        conv.ConvPlan(*args, **kwargs)
+
+
+@pytest.mark.parametrize("call, exc, match", [
+    (lambda: conv.output_size(2**31, 3, 1, 0), ValueError, "size must be in"),
+    (lambda: conv.output_size(8, 3, 1.0, 0), TypeError, "stride must be an int"),
+    (lambda: conv.blocks(2**31), ValueError, "channels must be in"),
+    (lambda: conv.from_blocked(np.zeros((1, 1, 2, 2, 16), np.float32), 2**31), ValueError, "channels must be in"),
+    (lambda: conv.weights_from_blocked(np.zeros((1, 1, 1, 1, 16, 16), np.float32), 2**31, 1), ValueError,
+     "out_channels must be in"),
+    (lambda: conv.weights_from_blocked(np.zeros((1, 1, 1, 1, 16, 16), np.float32), 1, -2**40), ValueError,
+     "in_channels must be"),
+])
+def test_helpers_name_sizes_past_c_int(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
+
+
+def test_brgemm16_footprints_and_offset_arrays():
+    a, b, c = np.ones(64, np.float32), np.ones(64, np.float32), np.zeros(16, np.float32)
+    z = np.zeros(1, np.int64)
+    with pytest.raises(ValueError, match="boff points outside b"):         # k = 0: still a pointer into b
+        conv.brgemm16(a, z, b, np.array([2**62]), 1, 1, c, 16, n=1, k=0)
+    with pytest.raises(ValueError, match="aoff points outside a"):
+        conv.brgemm16(a, np.array([2**62]), b, z, 1, 1, c, 16, n=1, k=0)
+    with pytest.raises(ValueError, match=r"c is too small for n columns at ldc: needs \(n-1\)\*ldc \+ 16 = 4294967310"):
+        conv.brgemm16(a, z, b, z, 1, 1, np.zeros(64, np.float32), 2**31 - 1, n=3, k=1)
+    with pytest.raises(TypeError, match="boff must hold integer offsets"):
+        conv.brgemm16(a, z, b, np.array([0.0]), 1, 1, c, 16, n=1, k=1)
+    # misaligned int64 offsets are copied aligned (the kernels read them as int64_t)
+    off = np.frombuffer(bytearray(17), np.uint8)[1:].view(np.int64)
+    off[:] = [0, 16]
+    want = conv.brgemm16(a, [0, 16], b, [0, 1], 1, 1, np.zeros(16, np.float32), 16, n=1, k=2)
+    got = conv.brgemm16(a, off, b, [0, 1], 1, 1, np.zeros(16, np.float32), 16, n=1, k=2)
+    np.testing.assert_array_equal(got, want)
+    assert off.ctypes.data % 8 != 0

@@ -395,3 +395,123 @@ def test_pool_takes_an_int_for_a_square_window(rng):
     dnn.pool_forward(xb, y2, dnn.MAX_POOL, (2, 2), (2, 2), (0, 0), argmax=a2)
     np.testing.assert_array_equal(y1, y2)
     np.testing.assert_array_equal(a1, a2)
+
+
+# ---- second audit: C-int scalars, element offsets past INT32_MAX, partial overlaps, alignment
+
+def _fake(shape, dtype=np.float32):
+    """A C-contiguous array claiming ``shape`` over a 64-byte buffer: for checks that must fire
+    before any element is touched (a real one would need > 8 GiB)."""
+    return np.lib.stride_tricks.as_strided(np.zeros(16, dtype), shape,
+                                           np.cumprod((1,) + shape[:0:-1])[::-1] * np.dtype(dtype).itemsize)
+
+
+@pytest.mark.parametrize("call, exc, match", [
+    (lambda xb, yb: dnn.pool_forward(xb, yb, 2**31, 2, 2, 0), ValueError, "mode must be MAX_POOL or AVE_POOL, got 2147483648"),
+    (lambda xb, yb: dnn.pool_forward(xb, yb, 7, 2, 2, 0), ValueError, "mode must be MAX_POOL or AVE_POOL"),
+    (lambda xb, yb: dnn.pool_backward(yb, xb, "max", 2, 2, 0), TypeError, "mode must be an int"),
+    (lambda xb, yb: dnn.pool_output_size(2**31, 2, 2, 0), ValueError, "size must be in"),
+    (lambda xb, yb: dnn.pool_output_size(8, 2, 2**40, 0), ValueError, "stride must be in"),
+    (lambda xb, yb: dnn.dropout_forward(xb, np.empty_like(xb), np.empty_like(xb), 0.5, 0, 2**63),
+     ValueError, "first_sample must be in"),
+    (lambda xb, yb: dnn.pool_forward(_fake((1, 1, 2**16, 2**15 + 1, 16)), yb, dnn.AVE_POOL, 2, 2, 0),
+     ValueError, r"x plane H\*W must be in \[1, 2147483647\], got 2147549184"),
+    (lambda xb, yb: dnn.pool_backward(yb, _fake((1, 1, 2**16, 2**15 + 1, 16)), dnn.AVE_POOL, 2, 2, 0),
+     ValueError, r"dx plane H\*W must be in \[1, 2147483647\], got 2147549184"),
+])
+def test_scalars_past_c_int_name_the_argument(rng, call, exc, match):
+    _, xb = blocked(rng, 1, 16, 4, 4)
+    with pytest.raises(exc, match=match):
+        call(xb, np.empty((1, 1, 2, 2, 16), np.float32))
+
+
+def test_dropout_sample_numbers_wrap_instead_of_overflowing(rng):
+    x = np.ones((2, 64), np.float32)
+    y, m = np.empty_like(x), np.empty_like(x)
+    dnn.dropout_forward(x, y, m, 0.5, 7, 2**63 - 1)              # sample 2**63 - 1, then -2**63
+    y1, m1 = np.empty_like(x[:1]), np.empty_like(x[:1])
+    dnn.dropout_forward(x[1:], y1, m1, 0.5, 7, -2**63)
+    np.testing.assert_array_equal(m[1:], m1)
+
+
+@pytest.mark.parametrize("case", ["relu_shifted", "relu_backward_shifted", "axpby_shifted", "multiply_shifted",
+                                  "dropout_mask_is_x", "dropout_mask_is_y", "softmax_prob_is_logits",
+                                  "softmax_labels_in_dlogits", "bn_dz_is_x", "bn_sums_is_mean",
+                                  "stats_in_x", "affine_y_is_scale", "affine2_out_is_ka", "sgd_lr_in_w"])
+def test_outputs_may_not_partially_overlap_inputs(rng, case):
+    buf = rng.standard_normal(4 * 16 * 16 + 64).astype(np.float32)
+    x = buf[:16 * 16].reshape(1, 1, 4, 4, 16)
+    shifted = buf[16:16 + 16 * 16].reshape(x.shape)           # overlaps x one pixel later
+    f2 = rng.standard_normal((4, 8)).astype(np.float32)
+    lab = np.zeros(4, np.int32)
+    ch = np.ones(16, np.float32)
+    xb = buf[:256].reshape(1, 1, 4, 4, 16)
+    w = np.ones(64, np.float32)
+    out, out2, d32 = np.empty_like(xb), np.zeros((4, 8), np.float32), np.zeros(32)
+    calls = {
+        "relu_shifted": ("y overlaps x", lambda: dnn.relu_forward(x, shifted)),
+        "relu_backward_shifted": ("dx overlaps dy", lambda: dnn.relu_backward(np.ones_like(x), x, shifted)),
+        "axpby_shifted": ("y overlaps x", lambda: dnn.axpby(1.0, x, 1.0, shifted)),
+        "multiply_shifted": ("out overlaps a", lambda: dnn.multiply(x, np.ones_like(x), shifted)),
+        "dropout_mask_is_x": ("mask overlaps x", lambda: dnn.dropout_forward(x, np.empty_like(x), x, 0.5, 1, 0)),
+        "dropout_mask_is_y": ("mask overlaps y", lambda: dnn.dropout_forward(np.ones_like(x), shifted, shifted, 0.5, 1, 0)),
+        "softmax_prob_is_logits": ("prob overlaps logits", lambda: dnn.softmax_xent_forward(f2, lab, f2)),
+        "softmax_labels_in_dlogits": ("dlogits overlaps labels",
+                                      lambda: dnn.softmax_xent_backward(f2, out2.view(np.int32)[0, :4], out2, 1.0)),
+        "bn_dz_is_x": ("dz overlaps x", lambda: dnn.bn_backward_reduce(np.ones_like(xb), xb, np.zeros(16), xb, np.zeros((2, 16)))),
+        "bn_sums_is_mean": ("sums overlaps mean", lambda: dnn.bn_backward_reduce(
+            np.ones_like(xb), xb, d32[:16], np.empty_like(xb), d32.reshape(2, 16))),
+        "stats_in_x": ("stats overlaps x", lambda: dnn.channel_stats(xb, buf[:64].view(np.float64).reshape(2, 16))),
+        "affine_y_is_scale": ("y overlaps scale", lambda: dnn.channel_affine(xb, out.reshape(-1)[:16], ch, out)),
+        "affine2_out_is_ka": ("out overlaps ka", lambda: dnn.channel_affine2(xb, out.reshape(-1)[:16], xb, ch, ch, out)),
+        "sgd_lr_in_w": ("w overlaps lr", lambda: dnn.sgd_update(w, np.ones(64, np.float32), np.zeros(64, np.float32),
+                                                                [0, 64], w[:1], np.zeros(1, np.float32), 0.9)),
+    }
+    match, call = calls[case]
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_elementwise_kernels_still_run_in_place(rng):
+    x = rng.standard_normal((2, 40)).astype(np.float32)
+    want = np.where(x > 0, x, 0.1 * x)
+    dnn.relu_forward(x, x, 0.1)
+    np.testing.assert_array_equal(x, want)
+    a = rng.standard_normal(33).astype(np.float32)
+    b = a.copy()
+    dnn.axpby(2.0, a, 1.0, a)
+    np.testing.assert_allclose(a, 3 * b, rtol=1e-6)
+    p = rng.random((3, 5)).astype(np.float32)
+    lab = np.array([0, 4, 2], np.int32)
+    want = p.copy()
+    want[np.arange(3), lab] -= 1
+    dnn.softmax_xent_backward(p, lab, p, 1.0)
+    np.testing.assert_allclose(p, want, rtol=1e-6)
+
+
+def test_misaligned_integer_arrays(rng):
+    z = rng.standard_normal((4, 5)).astype(np.float32)
+    lab = _misaligned((4,), np.int32)
+    with pytest.raises(ValueError, match="labels must be a contiguous, aligned int32"):
+        dnn.softmax_xent_forward(z, lab, np.empty_like(z))
+    # misaligned segments are copied to an aligned int64 array, not read as int64 in place
+    seg = _misaligned((2,), np.int64)
+    seg[:] = [0, 4]
+    w, w2 = np.ones(4, np.float32), np.ones(4, np.float32)
+    args = (np.ones(4, np.float32), np.ones(1, np.float32), np.zeros(1, np.float32), 0.0)
+    dnn.sgd_update(w, args[0], np.zeros(4, np.float32), seg, *args[1:])
+    dnn.sgd_update(w2, args[0], np.zeros(4, np.float32), [0, 4], *args[1:])
+    np.testing.assert_array_equal(w, w2)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_pool_backward_counts_every_bad_argmax_without_writing_outside_dx(rng, threads):
+    guard = np.full(2 * 16 * 16 + 2048, 7.0, np.float32)
+    dx = guard[1024:1024 + 2 * 256].reshape(2, 1, 4, 4, 16)
+    dy = np.ones((2, 1, 2, 2, 16), np.float32)
+    am = np.zeros(dy.shape, np.int32)
+    am[0, 0, 0, 0, :3] = [16, 2**28, -2**31]                   # 2**28 * 16 wraps int32
+    am[1, 0, 1, 1, 15] = 2**31 - 1
+    with pytest.raises(ValueError, match=r"argmax holds positions outside the 4x4 input plane \(4 entries"):
+        dnn.pool_backward(dy, dx, dnn.MAX_POOL, 2, 2, 0, argmax=am, threads=threads)
+    assert (guard[:1024] == 7).all() and (guard[1024 + 512:] == 7).all()

@@ -4,7 +4,9 @@
  * the input. Max: y = the largest value (NaN never wins: comparisons are ordered), argmax = its
  * pixel index h*W + w (the first one on ties, in row-major window order; the window's first
  * pixel when every value is -inf or NaN). Average: the window's sum times 1/divisor, the
- * divisor counting the window clipped to the padded input (Caffe), summed in window order. */
+ * divisor counting the window clipped to the padded input (Caffe), summed in window order.
+ * Callers guarantee H*W and OH*OW fit int32 (argmax is int32); element offsets (pixel * 16) are
+ * formed in int64, as they pass INT32_MAX for planes of 2**27 pixels. */
 #ifndef SMM_DNN_KERNELS_H
 #define SMM_DNN_KERNELS_H
 #include <stdint.h>

@@ -14,7 +14,7 @@ void dnn_maxpool_f32_avx2(const dnn_pool_geom *g, const float *x, float *y, int3
       __m256 where0 = _mm256_castsi256_ps(_mm256_set1_epi32(hs * g->W + ws)), where1 = where0;
       for (int h = hs; h < he; ++h)
         for (int w = ws; w < we; ++w) {
-          const float *p = x + (h * g->W + w) * 16;
+          const float *p = x + ((int64_t)h * g->W + w) * 16;
           const __m256 v0 = _mm256_loadu_ps(p), v1 = _mm256_loadu_ps(p + 8);
           const __m256 idx = _mm256_castsi256_ps(_mm256_set1_epi32(h * g->W + w));
           const __m256 gt0 = _mm256_cmp_ps(v0, best0, _CMP_GT_OQ), gt1 = _mm256_cmp_ps(v1, best1, _CMP_GT_OQ);
@@ -23,8 +23,8 @@ void dnn_maxpool_f32_avx2(const dnn_pool_geom *g, const float *x, float *y, int3
           where0 = _mm256_blendv_ps(where0, idx, gt0);
           where1 = _mm256_blendv_ps(where1, idx, gt1);
         }
-      float *q = y + (oh * g->OW + ow) * 16;
-      int32_t *a = argmax + (oh * g->OW + ow) * 16;
+      float *q = y + ((int64_t)oh * g->OW + ow) * 16;
+      int32_t *a = argmax + ((int64_t)oh * g->OW + ow) * 16;
       _mm256_storeu_ps(q, best0);
       _mm256_storeu_ps(q + 8, best1);
       _mm256_storeu_si256((__m256i *)a, _mm256_castps_si256(where0));
@@ -43,12 +43,12 @@ void dnn_avgpool_f32_avx2(const dnn_pool_geom *g, const float *x, float *y)
       __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
       for (int h = hs; h < he; ++h)
         for (int w = ws; w < we; ++w) {
-          acc0 = _mm256_add_ps(acc0, _mm256_loadu_ps(x + (h * g->W + w) * 16));
-          acc1 = _mm256_add_ps(acc1, _mm256_loadu_ps(x + (h * g->W + w) * 16 + 8));
+          acc0 = _mm256_add_ps(acc0, _mm256_loadu_ps(x + ((int64_t)h * g->W + w) * 16));
+          acc1 = _mm256_add_ps(acc1, _mm256_loadu_ps(x + ((int64_t)h * g->W + w) * 16 + 8));
         }
       const __m256 s = _mm256_set1_ps(inv);
-      _mm256_storeu_ps(y + (oh * g->OW + ow) * 16, _mm256_mul_ps(acc0, s));
-      _mm256_storeu_ps(y + (oh * g->OW + ow) * 16 + 8, _mm256_mul_ps(acc1, s));
+      _mm256_storeu_ps(y + ((int64_t)oh * g->OW + ow) * 16, _mm256_mul_ps(acc0, s));
+      _mm256_storeu_ps(y + ((int64_t)oh * g->OW + ow) * 16 + 8, _mm256_mul_ps(acc1, s));
     }
 }
 #endif

@@ -14,13 +14,13 @@ void dnn_maxpool_f32_avx512(const dnn_pool_geom *g, const float *x, float *y, in
       __m512i where = _mm512_set1_epi32(hs * g->W + ws);
       for (int h = hs; h < he; ++h)
         for (int w = ws; w < we; ++w) {
-          const __m512 v = _mm512_loadu_ps(x + (h * g->W + w) * 16);
+          const __m512 v = _mm512_loadu_ps(x + ((int64_t)h * g->W + w) * 16);
           const __mmask16 gt = _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ);
           best = _mm512_mask_mov_ps(best, gt, v);
           where = _mm512_mask_mov_epi32(where, gt, _mm512_set1_epi32(h * g->W + w));
         }
-      _mm512_storeu_ps(y + (oh * g->OW + ow) * 16, best);
-      _mm512_storeu_si512((void *)(argmax + (oh * g->OW + ow) * 16), where);
+      _mm512_storeu_ps(y + ((int64_t)oh * g->OW + ow) * 16, best);
+      _mm512_storeu_si512((void *)(argmax + ((int64_t)oh * g->OW + ow) * 16), where);
     }
 }
 
@@ -34,8 +34,8 @@ void dnn_avgpool_f32_avx512(const dnn_pool_geom *g, const float *x, float *y)
       dnn_pool_window(g, oh, ow, &hs, &he, &ws, &we, &inv);
       __m512 acc = _mm512_setzero_ps();
       for (int h = hs; h < he; ++h)
-        for (int w = ws; w < we; ++w) acc = _mm512_add_ps(acc, _mm512_loadu_ps(x + (h * g->W + w) * 16));
-      _mm512_storeu_ps(y + (oh * g->OW + ow) * 16, _mm512_mul_ps(acc, _mm512_set1_ps(inv)));
+        for (int w = ws; w < we; ++w) acc = _mm512_add_ps(acc, _mm512_loadu_ps(x + ((int64_t)h * g->W + w) * 16));
+      _mm512_storeu_ps(y + ((int64_t)oh * g->OW + ow) * 16, _mm512_mul_ps(acc, _mm512_set1_ps(inv)));
     }
 }
 #endif

@@ -14,12 +14,12 @@ void dnn_maxpool_f32_generic(const dnn_pool_geom *g, const float *x, float *y, i
       for (int h = hs; h < he; ++h)
         for (int w = ws; w < we; ++w)
           for (int v = 0; v < 16; ++v) {
-            const float t = x[(h * g->W + w) * 16 + v];
+            const float t = x[((int64_t)h * g->W + w) * 16 + v];
             if (t > best[v]) { best[v] = t; where[v] = h * g->W + w; }
           }
       for (int v = 0; v < 16; ++v) {
-        y[(oh * g->OW + ow) * 16 + v] = best[v];
-        argmax[(oh * g->OW + ow) * 16 + v] = where[v];
+        y[((int64_t)oh * g->OW + ow) * 16 + v] = best[v];
+        argmax[((int64_t)oh * g->OW + ow) * 16 + v] = where[v];
       }
     }
 }
@@ -33,7 +33,7 @@ void dnn_avgpool_f32_generic(const dnn_pool_geom *g, const float *x, float *y)
       dnn_pool_window(g, oh, ow, &hs, &he, &ws, &we, &inv);
       for (int h = hs; h < he; ++h)
         for (int w = ws; w < we; ++w)
-          for (int v = 0; v < 16; ++v) acc[v] += x[(h * g->W + w) * 16 + v];
-      for (int v = 0; v < 16; ++v) y[(oh * g->OW + ow) * 16 + v] = acc[v] * inv;
+          for (int v = 0; v < 16; ++v) acc[v] += x[((int64_t)h * g->W + w) * 16 + v];
+      for (int v = 0; v < 16; ++v) y[((int64_t)oh * g->OW + ow) * 16 + v] = acc[v] * inv;
     }
 }
