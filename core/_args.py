@@ -46,3 +46,38 @@ def no_overlap(out, out_name, **inputs):
             shared = True
         if shared:
             raise ValueError(f"{out_name} overlaps {name}: the output must not alias an input")
+
+
+def real_arg(value, name):
+    """``value`` as a Python float (ints, floats and numpy scalars of either; bools refused).
+
+    For float parameters of the C kernels, converted here so that a bad value raises an error
+    naming the argument instead of Cython's anonymous conversion error."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    try:
+        return float(value)
+    except OverflowError:
+        raise ValueError(f"{name} is too large for a float (an int of {int(value).bit_length()} bits)") from None
+
+
+def flag_arg(value, name):
+    """A bool (or numpy bool, or the ints 0 and 1) as a Python bool."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)) and value in (0, 1):
+        return bool(value)
+    raise TypeError(f"{name} must be a bool, got {value!r}" if isinstance(value, (int, np.integer))
+                    else f"{name} must be a bool, got {type(value).__name__}")
+
+
+def dims_arg(arr, name, axes, scale=None):
+    """Refuses an array whose extent along one of ``axes`` does not fit a C ``int`` (times
+    ``scale[axis]`` where the kernels multiply it, e.g. channel blocks by 16), even when the
+    array is empty. The error names the array and the axis."""
+    for ax in axes:
+        s = (scale or {}).get(ax, 1)
+        if arr.shape[ax] * s > INT_MAX:
+            what = f"{arr.shape[ax]} x {s}" if s != 1 else f"{arr.shape[ax]}"
+            raise ValueError(f"{name}.shape[{ax}] = {arr.shape[ax]} is too large: the kernels index it "
+                             f"as a C int ({what} > {INT_MAX})")

@@ -18,7 +18,7 @@ from libc.string cimport memset, memcpy
 
 from core.threads cimport resolve_threads, threads_for_work
 from core import cpu as _cpu
-from core._args import int_arg, pair_arg, no_overlap
+from core._args import int_arg, pair_arg, no_overlap, real_arg, flag_arg, dims_arg
 from scipy.linalg.cython_blas cimport sgemm
 
 cdef extern from "dnn_kernels.h" nogil:
@@ -72,6 +72,7 @@ cdef object _blocked(object arr, str name, bint writable=False):
     _f32(arr, name, None, writable)
     if arr.ndim != 5 or arr.shape[4] != VLEN:
         raise ValueError(f"{name} must be channel-blocked (N, Cb, H, W, 16), got shape {arr.shape}")
+    dims_arg(arr, name, (0, 1, 2, 3), {1: VLEN})   # N, Cb*16, H, W are C ints in the kernels
     return arr
 
 
@@ -114,8 +115,9 @@ cdef int _relu(x, g, y, float slope, object threads, object target) except -1:
     return 0
 
 
-def relu_forward(x, y, float negative_slope=0.0, threads=None, target=None):
+def relu_forward(x, y, negative_slope=0.0, threads=None, target=None):
     """``y = x`` where ``x > 0``, else ``negative_slope * x``."""
+    negative_slope = real_arg(negative_slope, "negative_slope")
     _f32(x, "x")
     _f32(y, "y", x.shape, True)
     _in_place_or_apart(y, "y", x=x)
@@ -123,8 +125,9 @@ def relu_forward(x, y, float negative_slope=0.0, threads=None, target=None):
     return y
 
 
-def relu_backward(x, dy, dx, float negative_slope=0.0, threads=None, target=None):
+def relu_backward(x, dy, dx, negative_slope=0.0, threads=None, target=None):
     """``dx = dy`` where ``x > 0``, else ``negative_slope * dy``."""
+    negative_slope = real_arg(negative_slope, "negative_slope")
     _f32(x, "x")
     _f32(dy, "dy", x.shape)
     _f32(dx, "dx", x.shape, True)
@@ -133,8 +136,9 @@ def relu_backward(x, dy, dx, float negative_slope=0.0, threads=None, target=None
     return dx
 
 
-def axpby(float alpha, x, float beta, y, threads=None):
+def axpby(alpha, x, beta, y, threads=None):
     """``y = alpha * x + beta * y`` (``beta == 0``: y is not read)."""
+    cdef float fa = real_arg(alpha, "alpha"), fb = real_arg(beta, "beta")
     _f32(x, "x")
     _f32(y, "y", x.shape, True)
     _in_place_or_apart(y, "y", x=x)
@@ -143,12 +147,12 @@ def axpby(float alpha, x, float beta, y, threads=None):
     cdef int64_t n = x.size, i
     cdef int nt = _nt(threads, n)
     with nogil:
-        if beta == 0:
+        if fb == 0:
             for i in prange(n, schedule="static", num_threads=nt):
-                yp[i] = alpha * xp[i]
+                yp[i] = fa * xp[i]
         else:
             for i in prange(n, schedule="static", num_threads=nt):
-                yp[i] = alpha * xp[i] + beta * yp[i]
+                yp[i] = fa * xp[i] + fb * yp[i]
     return y
 
 
@@ -160,7 +164,7 @@ cdef inline uint64_t _mix64(uint64_t z) noexcept nogil:
     return z ^ (z >> 31)
 
 
-def dropout_forward(x, y, mask, float ratio, seed, first_sample, threads=None):
+def dropout_forward(x, y, mask, ratio, seed, first_sample, threads=None):
     """Inverted dropout: ``mask = (u >= ratio) / (1 - ratio)``, ``y = x * mask``.
 
     ``u`` is uniform in [0, 1), drawn from (seed, first_sample + n, element index within the
@@ -168,13 +172,14 @@ def dropout_forward(x, y, mask, float ratio, seed, first_sample, threads=None):
     in [0, 2**64), ``first_sample`` any int64 (sample numbers wrap modulo 2**64). ``y`` may be
     ``x`` (in place); ``mask`` must be apart from both.
     """
+    cdef float fr = real_arg(ratio, "ratio")
     _f32(x, "x")
     _f32(y, "y", x.shape, True)
     _f32(mask, "mask", x.shape, True)
     _in_place_or_apart(y, "y", x=x)
     no_overlap(mask, "mask", x=x, y=y)
-    if not 0.0 <= ratio < 1.0:
-        raise ValueError(f"ratio must be in [0, 1), got {ratio}")
+    if not 0.0 <= fr < 1.0:
+        raise ValueError(f"ratio must be in [0, 1), got {fr}")
     cdef uint64_t useed = int_arg(seed, "seed", 0, 2**64 - 1)
     # unsigned: first_sample + n wraps (defined) instead of overflowing int64 (undefined)
     cdef uint64_t ufirst = <uint64_t>(<int64_t>int_arg(first_sample, "first_sample", -2**63, 2**63 - 1))
@@ -184,8 +189,8 @@ def dropout_forward(x, y, mask, float ratio, seed, first_sample, threads=None):
     cdef float *xp = _fp(x)
     cdef float *yp = _fp(y)
     cdef float *mp = _fp(mask)
-    cdef float keep = 1.0 / (1.0 - ratio)
-    cdef uint64_t threshold = <uint64_t>(<double>ratio * 16777216.0)
+    cdef float keep = 1.0 / (1.0 - fr)
+    cdef uint64_t threshold = <uint64_t>(<double>fr * 16777216.0)
     cdef uint64_t u, sample
     cdef int nt = _nt(threads, total)
     with nogil:
@@ -437,9 +442,10 @@ def channel_stats(x, stats, threads=None):
     return stats
 
 
-def channel_affine(x, scale, shift, y, residual=None, bint relu=False, threads=None):
+def channel_affine(x, scale, shift, y, residual=None, relu=False, threads=None):
     """``y = x * scale[c] + shift[c] (+ residual) (then max(., 0))`` on a blocked tensor --
     batch-norm apply, fused with the eltwise sum and the ReLU that follow it."""
+    cdef bint frelu = flag_arg(relu, "relu")
     _blocked(x, "x")
     _f32(y, "y", x.shape, True)
     cdef int Cb = x.shape[1]
@@ -469,7 +475,7 @@ def channel_affine(x, scale, shift, y, residual=None, bint relu=False, threads=N
                     t = xp[base + i * VLEN + v] * a[cb * VLEN + v] + b[cb * VLEN + v]
                     if rp != NULL:
                         t = t + rp[base + i * VLEN + v]
-                    if relu and t < 0:
+                    if frelu and t < 0:
                         t = 0
                     yp[base + i * VLEN + v] = t
     return y
@@ -690,10 +696,12 @@ def fc_forward(x, w, bias, y, threads=None):
     _f32(x, "x")
     if x.ndim != 2:
         raise ValueError(f"x must be 2-D (N, C), got shape {x.shape}")
+    dims_arg(x, "x", (0, 1))
     cdef int N = x.shape[0], C = x.shape[1]
     _f32(w, "w")
     if w.ndim != 2 or w.shape[1] != C:
         raise ValueError(f"w must be (K, {C}), got shape {w.shape}")
+    dims_arg(w, "w", (0,))
     cdef int K = w.shape[0]
     _f32(y, "y", (N, K), True)
     cdef float *bp = NULL
@@ -738,6 +746,8 @@ def fc_backward(x, w, dy, dw, dbias, dx, threads=None):
     _f32(w, "w")
     if x.ndim != 2 or w.ndim != 2 or w.shape[1] != x.shape[1]:
         raise ValueError(f"x (N, C) and w (K, C) do not match: {x.shape}, {w.shape}")
+    dims_arg(x, "x", (0, 1))
+    dims_arg(w, "w", (0,))
     cdef int N = x.shape[0], C = x.shape[1], K = w.shape[0]
     _f32(dy, "dy", (N, K))
     _f32(dw, "dw", (K, C), True)
@@ -787,6 +797,7 @@ def softmax_xent_forward(logits, labels, prob):
     _f32(logits, "logits")
     if logits.ndim != 2:
         raise ValueError(f"logits must be 2-D (N, K), got shape {logits.shape}")
+    dims_arg(logits, "logits", (0, 1))
     cdef int N = logits.shape[0], K = logits.shape[1]
     _f32(prob, "prob", (N, K), True)
     _labels(labels, N, K)
@@ -811,11 +822,13 @@ def softmax_xent_forward(logits, labels, prob):
     return total
 
 
-def softmax_xent_backward(prob, labels, dlogits, float scale):
+def softmax_xent_backward(prob, labels, dlogits, scale):
     """``dlogits = (prob - onehot(labels)) * scale``."""
+    cdef float fs = real_arg(scale, "scale")
     _f32(prob, "prob")
     if prob.ndim != 2:
         raise ValueError(f"prob must be 2-D (N, K), got shape {prob.shape}")
+    dims_arg(prob, "prob", (0, 1))
     cdef int N = prob.shape[0], K = prob.shape[1]
     _f32(dlogits, "dlogits", (N, K), True)
     _labels(labels, N, K)
@@ -828,8 +841,8 @@ def softmax_xent_backward(prob, labels, dlogits, float scale):
     with nogil:
         for n in range(N):
             for k in range(K):
-                dp[<int64_t>n * K + k] = pp[<int64_t>n * K + k] * scale
-            dp[<int64_t>n * K + yp[n]] -= scale
+                dp[<int64_t>n * K + k] = pp[<int64_t>n * K + k] * fs
+            dp[<int64_t>n * K + yp[n]] -= fs
     return dlogits
 
 
@@ -838,6 +851,7 @@ def topk_correct(logits, labels, k=1):
     _f32(logits, "logits")
     if logits.ndim != 2:
         raise ValueError(f"logits must be 2-D (N, K), got shape {logits.shape}")
+    dims_arg(logits, "logits", (0, 1))
     cdef int N = logits.shape[0], K = logits.shape[1]
     cdef int top = int_arg(k, "k", 1)
     _labels(labels, N, K)
@@ -868,7 +882,7 @@ cdef _labels(object labels, int N, int K):
 
 # ----------------------------------------------------------------------------- solver
 
-def sgd_update(w, g, history, segments, lr, decay, float momentum, bint nesterov=False,
+def sgd_update(w, g, history, segments, lr, decay, momentum, nesterov=False,
                threads=None):
     """One SGD step over a flat parameter arena, per segment ``s`` (``segments[s]`` ..
     ``segments[s+1]``) with its own learning rate ``lr[s]`` and weight decay ``decay[s]``::
@@ -877,6 +891,8 @@ def sgd_update(w, g, history, segments, lr, decay, float momentum, bint nesterov
         w    -= v_new                                   (SGD)
         w    -= (1 + momentum) * v_new - momentum * v   (Nesterov, as Caffe)
     """
+    cdef float fm = real_arg(momentum, "momentum")
+    cdef bint fn = flag_arg(nesterov, "nesterov")
     _f32(w, "w", None, True)
     _f32(g, "g", w.shape)
     _f32(history, "history", w.shape, True)
@@ -887,6 +903,7 @@ def sgd_update(w, g, history, segments, lr, decay, float momentum, bint nesterov
     seg = np.asarray(segments)
     if seg.ndim != 1 or seg.dtype.kind not in "iu":
         raise ValueError(f"segments must be a 1-D integer sequence, got shape {seg.shape} of {seg.dtype}")
+    dims_arg(seg, "segments", (0,))
     segments = np.require(seg, np.int64, ["C", "A"])   # a contiguous, aligned int64 copy if need be
     cdef int nseg = segments.shape[0] - 1
     if nseg < 0 or segments[0] != 0 or segments[nseg] != w.shape[0] or np.any(np.diff(segments) < 0):
@@ -912,10 +929,10 @@ def sgd_update(w, g, history, segments, lr, decay, float momentum, bint nesterov
             e = sp[s + 1]
             for i in prange(sp[s], e, schedule="static", num_threads=nt):
                 v_old = hp[i]
-                v_new = momentum * v_old + a * (gp[i] + b * wp[i])
+                v_new = fm * v_old + a * (gp[i] + b * wp[i])
                 hp[i] = v_new
-                if nesterov:
-                    wp[i] = wp[i] - ((1 + momentum) * v_new - momentum * v_old)
+                if fn:
+                    wp[i] = wp[i] - ((1 + fm) * v_new - fm * v_old)
                 else:
                     wp[i] = wp[i] - v_new
     return w

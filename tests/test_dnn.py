@@ -515,3 +515,69 @@ def test_pool_backward_counts_every_bad_argmax_without_writing_outside_dx(rng, t
     with pytest.raises(ValueError, match=r"argmax holds positions outside the 4x4 input plane \(4 entries"):
         dnn.pool_backward(dy, dx, dnn.MAX_POOL, 2, 2, 0, argmax=am, threads=threads)
     assert (guard[:1024] == 7).all() and (guard[1024 + 512:] == 7).all()
+
+
+# ---- third audit (random fuzz of the elementwise, batch-norm and softmax kernels): dimensions
+# the kernels hold in C int, checked even for empty arrays; float and flag arguments named
+
+def test_channel_blocks_past_c_int_are_refused_even_when_empty():
+    x = np.zeros((1, 2**28 + 1, 0, 1, 16), np.float32)     # Cb*16 wrapped to 16: stats were written far past
+    s16, c16 = np.zeros((2, 16)), np.zeros(16, np.float32)
+    msg = r"x.shape\[1\] = 268435457 is too large: the kernels index it as a C int"
+    with pytest.raises(ValueError, match=msg):
+        dnn.channel_stats(x, s16)
+    with pytest.raises(ValueError, match=msg):
+        dnn.bn_backward_reduce(x, x.copy(), np.zeros(16), np.zeros_like(x), s16)
+    with pytest.raises(ValueError, match=msg):
+        dnn.channel_affine(x, c16, c16, np.zeros_like(x))
+    with pytest.raises(ValueError, match=r"a.shape\[1\] = 268435457"):
+        dnn.channel_affine2(x, c16, x.copy(), c16, c16, np.zeros_like(x))
+    with pytest.raises(ValueError, match=r"x.shape\[0\] = 2147483648"):
+        dnn.channel_stats(np.zeros((2**31, 1, 0, 1, 16), np.float32), s16)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda z, lab: dnn.softmax_xent_forward(z, lab, np.zeros_like(z)), r"logits.shape\[1\] = 2147483648"),
+    (lambda z, lab: dnn.softmax_xent_backward(z, lab, np.zeros_like(z), 1.0), r"prob.shape\[1\] = 2147483648"),
+    (lambda z, lab: dnn.topk_correct(z, lab), r"logits.shape\[1\] = 2147483648"),
+    (lambda z, lab: dnn.fc_forward(z, np.zeros((1, 2**31), np.float32), None, np.zeros((0, 1), np.float32)),
+     r"x.shape\[1\] = 2147483648"),
+])
+def test_matrix_dims_past_c_int_name_the_array(call, match):
+    with pytest.raises(ValueError, match=match):          # was a bare OverflowError
+        call(np.zeros((0, 2**31), np.float32), np.zeros(0, np.int32))
+
+
+@pytest.mark.parametrize("call, exc, match", [
+    (lambda x: dnn.relu_forward(x, np.empty_like(x), 2**1024), ValueError, "negative_slope is too large for a float"),
+    (lambda x: dnn.relu_backward(x, x, np.empty_like(x), None), TypeError, "negative_slope must be a real number"),
+    (lambda x: dnn.axpby(2**1024, x, 1.0, np.empty_like(x)), ValueError, "alpha is too large"),
+    (lambda x: dnn.axpby(1.0, x, "1.0", np.empty_like(x)), TypeError, "beta must be a real number, got str"),
+    (lambda x: dnn.dropout_forward(x, np.empty_like(x), np.empty_like(x), True, 0, 0), TypeError, "ratio must be a real"),
+    (lambda x: dnn.softmax_xent_backward(x, np.zeros(2, np.int32), np.empty_like(x), None), TypeError,
+     "scale must be a real number"),
+    (lambda x: dnn.sgd_update(x.reshape(-1), x.reshape(-1), np.zeros(x.size, np.float32), [0, x.size],
+                              np.ones(1, np.float32), np.zeros(1, np.float32), 2**1024), ValueError, "momentum is too large"),
+    (lambda x: dnn.sgd_update(x.reshape(-1), x.reshape(-1).copy(), np.zeros(x.size, np.float32), [0, x.size],
+                              np.ones(1, np.float32), np.zeros(1, np.float32), 0.9, nesterov=2), TypeError,
+     "nesterov must be a bool, got 2"),
+])
+def test_float_and_flag_arguments_name_themselves(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call(np.ones((2, 3), np.float32))
+
+
+def test_channel_affine_relu_flag_and_keywords(rng):
+    _, xb = blocked(rng, 1, 16, 2, 2)
+    ch = np.ones(16, np.float32)
+    with pytest.raises(TypeError, match="relu must be a bool, got ndarray"):
+        dnn.channel_affine(xb, ch, ch, np.empty_like(xb), relu=np.ones(2))
+    y1, y2 = np.empty_like(xb), np.empty_like(xb)
+    dnn.channel_affine(xb, ch, -ch, y1, relu=True)
+    dnn.channel_affine(xb, ch, -ch, y2, relu=np.bool_(True))
+    np.testing.assert_array_equal(y1, np.maximum(xb - 1, 0))
+    np.testing.assert_array_equal(y1, y2)
+    # keywords keep their names; numpy scalars are accepted as before
+    y = np.zeros_like(xb)
+    dnn.axpby(alpha=np.float32(2.0), x=xb, beta=np.int64(0), y=y)
+    np.testing.assert_array_equal(y, 2 * xb)
