@@ -22,6 +22,7 @@ from libc.stdlib cimport malloc, calloc, free
 from libc.errno cimport errno
 
 import os
+import numpy as np
 
 
 cdef extern from "<sched.h>" nogil:
@@ -59,8 +60,12 @@ def openmp_enabled():
 cdef int resolve_threads(object threads) except -1:
     if threads is None:
         return openmp.omp_get_max_threads()
-    if isinstance(threads, bool) or not isinstance(threads, int):
-        raise TypeError(f"threads must be an int or None, got {type(threads).__name__}")
+    if type(threads) is not int:
+        # numpy integers are counts too (threads=np.int64(2) from an array of settings); bools
+        # and anything else that is not an integer are refused.
+        if isinstance(threads, (bool, np.bool_)) or not isinstance(threads, (int, np.integer)):
+            raise TypeError(f"threads must be an int or None, got {type(threads).__name__}")
+        threads = int(threads)
     if threads < 1:
         raise ValueError(f"threads must be >= 1 or None, got {threads}")
     if threads > 4096:

@@ -195,6 +195,10 @@ CASES = [
      ValueError, r"\bthreads\b"),
     ("batch threads float", lambda: smm.gemm_batch(stack(3, 4, 6), stack(3, 6, 5), stack(3, 4, 5), threads=2.0),
      TypeError, r"\bthreads\b"),
+    ("batch threads numpy bool", lambda: smm.gemm_batch(stack(3, 4, 6), stack(3, 6, 5), stack(3, 4, 5),
+                                                       threads=np.bool_(True)), TypeError, r"\bthreads\b"),
+    ("batch threads numpy huge", lambda: smm.gemm_batch(stack(3, 4, 6), stack(3, 6, 5), stack(3, 4, 5),
+                                                       threads=np.int64(2**40)), ValueError, r"\bthreads\b"),
     ("batch m with strided", lambda: smm.gemm_batch(stack(3, 4, 6), stack(3, 6, 5), stack(3, 4, 5), m=4),
      ValueError, r"\bm\b"),
     ("batch index_base 2", lambda: smm.gemm_batch(stack(3, 4, 6), stack(3, 6, 5), stack(3, 4, 5), index_base=2),
@@ -348,3 +352,16 @@ def test_target_the_cpu_lacks_is_refused():
     missing = [t for t in cpu.ISA_NAMES if t not in cpu.available_targets()]
     with pytest.raises(ValueError, match=r"\btarget\b"):
         smm.dispatch(4, target=missing[-1])
+
+
+@pytest.mark.parametrize("threads", [np.int64(2), np.int32(1), np.uint8(2)])
+def test_numpy_integer_thread_counts_are_accepted(threads):
+    """A thread count taken from a numpy array of settings is a count like any int."""
+    rng = np.random.default_rng(7)
+    a, b, c = rng.random((3, 4, 6)), rng.random((3, 6, 5)), rng.random((3, 4, 5))
+    want = c + np.matmul(a, b)
+    smm.gemm_batch(a, b, c, threads=threads)
+    np.testing.assert_allclose(c, want, rtol=1e-12)
+    from core import transpose as tr
+    x = np.arange(12.0).reshape(3, 4)
+    np.testing.assert_array_equal(tr.transpose(x, threads=threads), x.T)
