@@ -52,33 +52,67 @@ cdef extern from *:
       _mm256_storeu_pd(out, s);
       return out[0] + out[1] + out[2] + out[3];
     }
+    /* The same with 8-double (zmm) registers: the peak of the AVX-512 path, which core.smm runs
+     * where the CPU has AVX-512F (two 512-bit FMA pipes on server Intel cores, one on some). */
+    __attribute__((target("avx512f"))) static double bench_fma_chains512(long iters)
+    {
+      const __m512d x = _mm512_set1_pd(0.999999), y = _mm512_set1_pd(1e-6);
+      __m512d a0 = _mm512_set1_pd(0.1), a1 = _mm512_set1_pd(0.2), a2 = _mm512_set1_pd(0.3),
+              a3 = _mm512_set1_pd(0.4), a4 = _mm512_set1_pd(0.5), a5 = _mm512_set1_pd(0.6),
+              a6 = _mm512_set1_pd(0.7), a7 = _mm512_set1_pd(0.8), a8 = _mm512_set1_pd(0.9),
+              a9 = _mm512_set1_pd(1.1), a10 = _mm512_set1_pd(1.2), a11 = _mm512_set1_pd(1.3);
+      for (long i = 0; i < iters; ++i) {
+        a0 = _mm512_fmadd_pd(a0, x, y); a1 = _mm512_fmadd_pd(a1, x, y); a2 = _mm512_fmadd_pd(a2, x, y);
+        a3 = _mm512_fmadd_pd(a3, x, y); a4 = _mm512_fmadd_pd(a4, x, y); a5 = _mm512_fmadd_pd(a5, x, y);
+        a6 = _mm512_fmadd_pd(a6, x, y); a7 = _mm512_fmadd_pd(a7, x, y); a8 = _mm512_fmadd_pd(a8, x, y);
+        a9 = _mm512_fmadd_pd(a9, x, y); a10 = _mm512_fmadd_pd(a10, x, y); a11 = _mm512_fmadd_pd(a11, x, y);
+      }
+      __m512d s = _mm512_add_pd(_mm512_add_pd(_mm512_add_pd(a0, a1), _mm512_add_pd(a2, a3)),
+                                _mm512_add_pd(_mm512_add_pd(a4, a5), _mm512_add_pd(a6, a7)));
+      s = _mm512_add_pd(s, _mm512_add_pd(_mm512_add_pd(a8, a9), _mm512_add_pd(a10, a11)));
+      return _mm512_reduce_add_pd(s);
+    }
     static int bench_has_fma(void)
     {
       __builtin_cpu_init();
       return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     }
+    static int bench_has_avx512f(void) { __builtin_cpu_init(); return __builtin_cpu_supports("avx512f"); }
     #else
     static double bench_fma_chains(long iters) { (void)iters; return 0.0; }
+    static double bench_fma_chains512(long iters) { (void)iters; return 0.0; }
     static int bench_has_fma(void) { return 0; }
+    static int bench_has_avx512f(void) { return 0; }
     #endif
     """
     double bench_fma_chains(long iters) nogil
+    double bench_fma_chains512(long iters) nogil
     int bench_has_fma() nogil
+    int bench_has_avx512f() nogil
 
-# Flops per iteration of bench_fma_chains: 12 chains x 4 lanes x (multiply + add).
+# Flops per iteration of bench_fma_chains: 12 chains x 4 lanes x (multiply + add); x 8 lanes for the
+# 512-bit chains.
 FMA_FLOPS_PER_ITER = 96
+FMA_FLOPS_PER_ITER_BY_WIDTH = {256: 96, 512: 192}
 
 
-def fma_chains(long iters, int threads):
-    """Runs the FMA chains `iters` times on each of `threads` OpenMP threads (nogil); returns a
-    checksum (so the loop is not optimised away). Returns None when the CPU lacks AVX2+FMA."""
-    if not bench_has_fma():
+def fma_chains(long iters, int threads, int width=256):
+    """Runs the FMA chains (`width` 256: AVX2 ymm, 512: AVX-512 zmm) `iters` times on each of
+    `threads` OpenMP threads (nogil); returns a checksum (so the loop is not optimised away).
+    Returns None when the CPU lacks that instruction set."""
+    if width not in (256, 512):
+        raise ValueError(f"fma_chains: width must be 256 or 512, got {width}")
+    if not bench_has_fma() or (width == 512 and not bench_has_avx512f()):
         return None
     cdef double total = 0.0
     cdef int t
+    cdef bint wide = width == 512
     with nogil:
         for t in prange(threads, num_threads=threads, schedule="static", chunksize=1):
-            total += bench_fma_chains(iters)
+            if wide:
+                total += bench_fma_chains512(iters)
+            else:
+                total += bench_fma_chains(iters)
     return total
 
 

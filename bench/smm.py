@@ -38,7 +38,8 @@ and B, reads and writes its C, in the kernels' order), capped at the FMA peak. I
 triad roofline where the mix of reads and writes differs: reads alone stream slower here than the
 triad's mix, so read-mostly shapes (5x5x25: A and B 2000 bytes read, C 200) cannot reach the
 triad roofline, and the touch says how close to their own memory ceiling they are.
-"% peak" (cached) is against the FMA peak measured here (12 independent AVX2 FMA chains per thread).
+"% peak" (cached) is against the FMA peak measured here (12 independent FMA chains per thread, of
+the vector width core.smm runs: AVX-512 zmm where its target is avx512, else AVX2 ymm).
 """
 import argparse
 import datetime
@@ -128,16 +129,24 @@ def measure_triad(stream, arrays, threads, repeats):
     return out
 
 
-def measure_fma_peak(stream, threads, repeats):
-    """FMA peak in GFLOP/s for `threads` threads (best of the samples: a peak)."""
-    iters = 4_000_000
-    if stream.fma_chains(1000, threads) is None:
+def fma_width():
+    """Vector width (bits) of the FMA peak: that of the path core.smm runs (AVX-512 zmm or AVX2 ymm)."""
+    return 512 if cpu.target() == "avx512" else 256
+
+
+def measure_fma_peak(stream, threads, repeats, width=None):
+    """FMA peak in GFLOP/s for `threads` threads (best of the samples: a peak), with the vector
+    width of the library's own path (a 256-bit peak would understate an AVX-512 machine by half)."""
+    width = width or fma_width()
+    iters = 4_000_000 if width == 256 else 2_000_000
+    if stream.fma_chains(1000, threads, width) is None:
         return None
     best = 0.0
     for _ in range(repeats):
         t0 = time.perf_counter()
-        stream.fma_chains(iters, threads)
-        best = max(best, threads * iters * stream.FMA_FLOPS_PER_ITER / (time.perf_counter() - t0) / 1e9)
+        stream.fma_chains(iters, threads, width)
+        best = max(best, threads * iters * stream.FMA_FLOPS_PER_ITER_BY_WIDTH[width]
+                   / (time.perf_counter() - t0) / 1e9)
     return best
 
 
@@ -316,7 +325,7 @@ def main(argv=None):
     meta = {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "command": " ".join([os.path.basename(sys.executable), "bench/smm.py"] + (argv or sys.argv[1:])),
-        "cpu": cpu.info(), "python": platform.python_version(), "numpy": np.__version__,
+        "cpu": cpu.info(), "fma_width_bits": fma_width(), "python": platform.python_version(), "numpy": np.__version__,
         "torch": getattr(torch, "__version__", None), "blas": blas,
         "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
@@ -401,7 +410,8 @@ def finish(records, triad, peak, meta, regimes, thread_counts, shapes, json_path
         t = triad[threads]
         pk = f"{peak[threads]:.1f} GFLOP/s" if peak.get(threads) else "n/a"
         print(f"\n## {threads} thread{'s' if threads > 1 else ''}: triad {t['gib_s']:.1f} GiB/s one pass "
-              f"(with write-allocate; STREAM convention {t['stream_convention_gib_s']:.1f}), FMA peak {pk}")
+              f"(with write-allocate; STREAM convention {t['stream_convention_gib_s']:.1f}), FMA peak {pk}"
+              f" ({fma_width()}-bit)")
         for regime in regimes:
             hdr = f"{'shape':>9} {'batch':>8} " + " ".join(f"{v:>8}" for v in variants)
             hdr += f" {'str/np':>7} {'idx/np':>7} {'core/best':>9}"

@@ -4,6 +4,7 @@
 cdef extern from "cpu.h":
     int smm_cpu_features() nogil
     int smm_cpu_best_isa() nogil
+    int smm_cpu_zmm_weight() nogil
     int smm_cpu_brand(char *out, int length) nogil
     int SMM_FEAT_SSE2, SMM_FEAT_AVX, SMM_FEAT_AVX2, SMM_FEAT_FMA
     int SMM_FEAT_AVX512F, SMM_FEAT_AVX512VL, SMM_FEAT_AVX512BW, SMM_FEAT_AVX512DQ, SMM_FEAT_NEON
@@ -23,6 +24,11 @@ def features():
 def best_isa():
     """Index into ISA_NAMES of the best path this CPU runs."""
     return smm_cpu_best_isa()
+
+
+def zmm_weight():
+    """Cost of a 512-bit vector FMA in 256-bit ones (2: split into halves, as Zen 4; 1: full width)."""
+    return smm_cpu_zmm_weight()
 
 
 def brand():

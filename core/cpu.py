@@ -100,6 +100,13 @@ def _sys_cache_bytes(level):
     return 0
 
 
+def zmm_weight():
+    """Cost of one 512-bit vector FMA in 256-bit ones, as the AVX-512 tile model weighs it: 2 where
+    the core splits zmm work into two halves (AMD Zen 4), 1 where its 512-bit units are full width.
+    ``SMM_ZMM_WEIGHT=1|2`` overrides the detection."""
+    return _cpuid.zmm_weight()
+
+
 def info():
     """A dict fit for records: model, features, available targets, the chosen target and why."""
     return {
@@ -111,6 +118,7 @@ def info():
         "forced": _config.requested_target(),
         "fallback": _FALLBACK,
         "cache_bytes": {level: cache_bytes(level) for level in (1, 2, 3)},
+        "zmm_weight": zmm_weight(),
     }
 
 

@@ -38,7 +38,8 @@ cdef extern from "smm_registry.h" nogil:
         int64_t kernels, hits, misses, specialized
     const smm_kernel *smm_registry_get(const smm_desc *d)
     int smm_desc_check(const smm_desc *d)
-    void smm_select_tile(int isa, int dtype, int64_t m, int64_t n, int64_t k, int regime, int *mv, int *nr)
+    void smm_select_tile(int isa, int dtype, int64_t m, int64_t n, int64_t k, int regime, int zmm_weight, int *mv,
+                         int *nr)
     enum:
         SMM_TILES_ANY
         SMM_TILES_CACHED
@@ -392,12 +393,21 @@ def dispatch(m, n=None, k=None, *, lda=None, ldb=None, ldc=None, alpha=1.0, beta
     return _kernel_object(kp, dt)
 
 
-def select_tile(m, n, k, dtype=np.float64, target=None, *, cached=False):
+def select_tile(m, n, k, dtype=np.float64, target=None, *, cached=False, zmm_weight=None):
     """Register tile ``(vectors, columns)`` the cost model picks within one ISA family; ``cached``:
-    the choice for operands that stay in cache (the kernels' cached variant)."""
-    cdef int mv = 0, nr = 0
+    the choice for operands that stay in cache (the kernels' cached variant); ``zmm_weight`` (1 or
+    2; default this CPU's, ``core.cpu.zmm_weight()``): the cost of a 512-bit FMA in 256-bit ones
+    that the AVX-512 choice assumes."""
+    cdef int mv = 0, nr = 0, w = 0
+    if zmm_weight is not None:
+        if isinstance(zmm_weight, (bool, np.bool_)) or not isinstance(zmm_weight, (int, np.integer)):
+            raise TypeError(f"zmm_weight must be 1, 2 or None, got {type(zmm_weight).__name__}")
+        if zmm_weight not in (1, 2):
+            raise ValueError(f"zmm_weight must be 1, 2 or None, got {zmm_weight}")
+        w = zmm_weight
     smm_select_tile(_isa_id(target), _DTYPES[_as_dtype(dtype)], _as_size("m", m), _as_size("n", n),
-                    _as_size("k", k), SMM_TILES_CACHED if _as_flag("cached", cached) else SMM_TILES_ANY, &mv, &nr)
+                    _as_size("k", k), SMM_TILES_CACHED if _as_flag("cached", cached) else SMM_TILES_ANY, w,
+                    &mv, &nr)
     return (mv, nr)
 
 

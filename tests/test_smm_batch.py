@@ -583,7 +583,8 @@ def test_batches_in_cache_run_the_cached_variant(rng, target, form):
     chosen for operands in cache), a larger one the general variant; both compute right, for shapes
     where the two variants differ, with 1 and 2 threads."""
     l2 = cpu.cache_bytes(2)
-    shapes = [s for s in [(16, 16, 16), (23, 23, 23), (13, 13, 13), (12, 12, 12), (25, 5, 5), (20, 19, 7)]
+    shapes = [s for s in [(16, 16, 16), (23, 23, 23), (13, 13, 13), (12, 12, 12), (25, 5, 5), (20, 19, 7),
+                          (26, 26, 26), (32, 32, 32)]
               if smm.dispatch(*s, alpha=0.375, target=target).cached_variant["tile"]
               != smm.dispatch(*s, alpha=0.375, target=target).tile
               or smm.dispatch(*s, alpha=0.375, target=target).cached_variant["code_target"]

@@ -242,18 +242,22 @@ def test_python_tile_model_agrees_with_the_library(target, dtype, smm_generator)
     for m, n in itertools.product(sizes, sizes):
         k = (m * 7 + n * 3) % 90 + 1
         for cached, regime in ((False, "any"), (True, "cached")):
+            for w in (1, 2):
+                assert (smm.select_tile(m, n, k, np_dtype, target, cached=cached, zmm_weight=w)
+                        == gen.select_tile(target, dtype, m, n, k, regime, w)), (m, n, k, regime, w)
             assert (smm.select_tile(m, n, k, np_dtype, target, cached=cached)
-                    == gen.select_tile(target, dtype, m, n, k, regime)), (m, n, k, regime)
+                    == gen.select_tile(target, dtype, m, n, k, regime, cpu.zmm_weight())), (m, n, k, regime)
         differ += gen.select_tile(target, dtype, m, n, k) != gen.select_tile(target, dtype, m, n, k, "cached")
     assert differ, "the two tile models never disagree: the cached variant would be pointless"
     # The runtime kernels the registry builds use those tiles (padded ldc: not a specialised kernel).
     for m, n, k in [(7, 9, 11), (17, 3, 2), (40, 40, 40), (1, 80, 5), (33, 65, 7), (16, 16, 16), (23, 23, 23)]:
         kern = smm.dispatch(m, n, k, ldc=m + 1, dtype=np_dtype, target=target)
         assert kern.code_target in SIMD and cpu.ISA_NAMES.index(kern.code_target) <= cpu.ISA_NAMES.index(target)
-        assert not kern.specialized and kern.tile == gen.select_tile(kern.code_target, dtype, m, n, k)
+        w = cpu.zmm_weight()
+        assert not kern.specialized and kern.tile == gen.select_tile(kern.code_target, dtype, m, n, k, "any", w)
         cv = kern.cached_variant
         assert cv["code_target"] in SIMD and cpu.ISA_NAMES.index(cv["code_target"]) <= cpu.ISA_NAMES.index(target)
-        assert not cv["specialized"] and cv["tile"] == gen.select_tile(cv["code_target"], dtype, m, n, k, "cached")
+        assert not cv["specialized"] and cv["tile"] == gen.select_tile(cv["code_target"], dtype, m, n, k, "cached", w)
     assert smm.select_tile(7, 9, 11, np_dtype, "generic") == (0, 0)
 
 
@@ -276,10 +280,73 @@ def test_tie_order_per_regime(smm_generator):
     assert gen.select_tile("avx512", "f64", 16, 16, 16) == (3, 8)
     assert gen.select_tile("avx512", "f64", 16, 16, 16, "cached") == (2, 12)
     if "avx512" in cpu.available_targets():
-        assert smm.select_tile(16, 16, 16, np.float64, "avx512") == (3, 8)
-        assert smm.select_tile(16, 16, 16, np.float64, "avx512", cached=True) == (2, 12)
-        kern = smm.dispatch(16, 16, 16, target="avx512")
-        assert kern.tile == (3, 8) and kern.cached_variant["tile"] == (2, 12)
+        assert smm.select_tile(16, 16, 16, np.float64, "avx512", zmm_weight=2) == (3, 8)
+        assert smm.select_tile(16, 16, 16, np.float64, "avx512", cached=True, zmm_weight=2) == (2, 12)
+        if cpu.zmm_weight() == 2:
+            kern = smm.dispatch(16, 16, 16, target="avx512")
+            assert kern.tile == (3, 8) and kern.cached_variant["tile"] == (2, 12)
+
+
+# Shapes whose zmm tile depends on the weight of a zmm FMA (gen_specialized.py, f64): with
+# full-width units a tile that loads less per FMA wins (Emerald Rapids, bench/smm_tiles.py, cached).
+WEIGHTED_PICKS = {  # shape: (any, cached) for weight 2, then for weight 1
+    (16, 16, 16): ((3, 8), (2, 12), (3, 8), (3, 8)),
+    (26, 26, 26): ((4, 6), (1, 16), (4, 6), (2, 12)),
+    (13, 13, 13): ((3, 8), (1, 16), (3, 8), (3, 8)),
+}
+
+
+def test_zmm_weight_changes_the_avx512_tile_choice(smm_generator):
+    gen = smm_generator
+    for (m, n, k), picks in WEIGHTED_PICKS.items():
+        got = tuple(gen.select_tile("avx512", "f64", m, n, k, r, w) for r, w in gen.WEIGHTED_REGIMES)
+        assert got == picks, (m, n, k)
+    assert cpu.zmm_weight() in (1, 2)
+    assert cpu.info()["zmm_weight"] == cpu.zmm_weight()
+    with pytest.raises(ValueError, match="zmm_weight"):
+        smm.select_tile(4, 4, 4, zmm_weight=3)
+    with pytest.raises(TypeError, match="zmm_weight"):
+        smm.select_tile(4, 4, 4, zmm_weight=True)
+
+
+@pytest.mark.skipif("avx512" not in cpu.available_targets(), reason="this CPU does not run the AVX-512 path")
+@pytest.mark.parametrize("weight", ["1", "2"])
+def test_each_zmm_weight_runs_its_own_specialised_kernels(weight, smm_generator):
+    """SMM_ZMM_WEIGHT forces the weight: every listed shape then runs, on the AVX-512 path, the
+    specialised kernel of that weight's choice in both regimes (so the kernels made for the other
+    kind of CPU are run and checked here too), and its results match numpy."""
+    gen = smm_generator
+    shapes = [s for s in gen.parse_mnk(gen.DEFAULT_MNK)
+              if gen.select_tile("avx512", "f64", *s, "any", 1) != gen.select_tile("avx512", "f64", *s, "any", 2)
+              or gen.select_tile("avx512", "f64", *s, "cached", 1) != gen.select_tile("avx512", "f64", *s, "cached", 2)]
+    assert len(shapes) >= 10
+    code = f"""
+import numpy as np
+from core import cpu, smm
+assert cpu.zmm_weight() == {weight}
+rng = np.random.default_rng(5)
+for (m, n, k) in {shapes!r}:
+    for dtype, tol in ((np.float64, 1e-12), (np.float32, 1e-5)):
+        kern = smm.dispatch(m, n, k, dtype=dtype, target="avx512")
+        for r, tile, spec, isa in (("any", kern.tile, kern.specialized, kern.code_target),
+                                   ("cached", kern.cached_variant["tile"], kern.cached_variant["specialized"],
+                                    kern.cached_variant["code_target"])):
+            assert spec, (m, n, k, r)
+            if isa == "avx512":
+                assert tile == smm.select_tile(m, n, k, dtype, "avx512", cached=r == "cached", zmm_weight={weight})
+        for nb in (3, 40):  # 40: a cached batch (fn_cached and its strided form where it has one)
+            a = rng.standard_normal((nb, k, m)).astype(dtype).transpose(0, 2, 1)
+            b = rng.standard_normal((nb, n, k)).astype(dtype).transpose(0, 2, 1)
+            c = rng.standard_normal((nb, n, m)).astype(dtype).transpose(0, 2, 1)
+            want = 0.5 * c.astype(np.float64) + 1.5 * np.matmul(a.astype(np.float64), b.astype(np.float64))
+            smm.gemm_batch(a, b, c, alpha=1.5, beta=0.5, threads=1)
+            err = np.max(np.abs(c - want)) / np.max(np.abs(want))
+            assert err < tol, (m, n, k, dtype, nb, err)
+print("ok", len({shapes!r}))
+"""
+    proc = child(code, SMM_ZMM_WEIGHT=weight)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.startswith("ok")
 
 
 def test_cache_bytes_reports_plausible_sizes():

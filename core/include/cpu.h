@@ -16,7 +16,8 @@ int smm_cpu_features(void);
 /* Best ISA path this CPU can run. */
 int smm_cpu_best_isa(void);
 /* Relative cost of one 512-bit vector operation in 256-bit ones: 2 where the core splits zmm work
- * into two halves (AMD Zen 4), 1 where 512-bit units are full width. */
+ * into two halves (AMD Zen 4), 1 where 512-bit units are full width (Intel server cores, Zen 5).
+ * SMM_ZMM_WEIGHT=1|2 in the environment overrides it (read once). */
 int smm_cpu_zmm_weight(void);
 /* Writes the CPU brand string (at most len-1 chars); returns 0 if unknown. */
 int smm_cpu_brand(char *out, int len);

@@ -84,10 +84,10 @@ def tile_cycles(k, v, w, W, masked, model):
     return k * (max(fma, ld, issue) + (2.0 if masked else 0.0)) + model["update"] * (W * v * w) + model["start"]
 
 
-def shape_cycles(isa, dtype, m, n, k, mv, nr, regime="any"):
+def shape_cycles(isa, dtype, m, n, k, mv, nr, regime="any", zmm_weight=2):
     model = MODELS[regime]
     lanes = VEC_BYTES[isa] // DTYPES[dtype][1]
-    W = VEC_BYTES[isa] // 32  # the nominal weight of one vector FMA in 256-bit units
+    W = zmm_weight if isa == "avx512" else 1  # the weight of one vector FMA in 256-bit units
     mfull, mrem = divmod(m, mv * lanes)
     rv, masked = -(-mrem // lanes), mrem % lanes != 0
     nfull, nrem = divmod(n, nr)
@@ -104,12 +104,18 @@ def shape_cycles(isa, dtype, m, n, k, mv, nr, regime="any"):
 TIE_ORDER = {"any": (0, 1, 2, 3), "cached": (0, 2, 1, 3)}
 
 
-def select_tile(isa, dtype, m, n, k, regime="any"):
-    """The cost model of smm_select_tile() in smm_registry.c (ties go to the earlier tile)."""
+# The bits of a specialised kernel's regimes: (model, zmm weight) per bit; AVX2 uses the first two.
+WEIGHTED_REGIMES = (("any", 2), ("cached", 2), ("any", 1), ("cached", 1))
+CACHED_BITS = 0b1010
+
+
+def select_tile(isa, dtype, m, n, k, regime="any", zmm_weight=2):
+    """The cost model of smm_select_tile() in smm_registry.c (ties go to the earlier tile); on the
+    AVX-512 path a zmm FMA weighs `zmm_weight` ymm ones (2: Zen 4's halves, 1: full-width units)."""
     best = None
     order = TIE_ORDER[regime] if isa == "avx512" else range(len(TILES[isa]))
     for mv, nr in (TILES[isa][i] for i in order):
-        cost = shape_cycles(isa, dtype, m, n, k, mv, nr, regime)
+        cost = shape_cycles(isa, dtype, m, n, k, mv, nr, regime, zmm_weight)
         if best is None or cost < best[0]:
             best = (cost, mv, nr)
     return best[1], best[2]
@@ -129,25 +135,27 @@ def generate(shapes):
             for m, n, k in shapes:
                 full = int(full_unroll(isa, dtype, m, n, k))
                 cached_range = AVX2_STRIDED_CACHED_MNK if isa == "avx2" else STRIDED_CACHED_MNK
-                # One kernel per distinct tile choice: regimes bit 0 = "any" (fn), bit 1 = "cached".
+                # One kernel per distinct tile choice: regimes bit 0 = "any" (fn), bit 1 = "cached";
+                # on AVX-512 these are the choices for zmm weight 2 (Zen 4), and bits 2 and 3 the
+                # same for full-width zmm units (smm_registry.c picks the bits by the CPU's weight).
                 picks = {}
-                for bit, regime in enumerate(("any", "cached")):
-                    picks.setdefault(select_tile(isa, dtype, m, n, k, regime), []).append(bit)
+                for bit, (regime, w) in enumerate(WEIGHTED_REGIMES if isa == "avx512" else WEIGHTED_REGIMES[:2]):
+                    picks.setdefault(select_tile(isa, dtype, m, n, k, regime, w), []).append(bit)
                 for (mv, nr), bits in picks.items():
-                    suffix = "" if 0 in bits else "_c"
+                    suffix = next(sfx for b, sfx in enumerate(("", "_c", "_f", "_fc")) if b in bits)
                     name = f"smm_{isa}_{dtype}_spec_{m}_{n}_{k}{suffix}"
                     out.append(f"SMM_DEFINE_SPECIALIZED({mv}, {nr}, {full}, {m}, {n}, {k}, {suffix})")
                     protos.append(f"void {name}{sig};")
                     regimes = sum(1 << b for b in bits)
-                    # The regimes that may run the strided form (bit 1: cached batches only).
+                    # The regimes that may run the strided form (bits 1 and 3: cached batches only).
                     sregimes = regimes if m * n * k <= STRIDED_MAX_MNK else 0
-                    if 1 in bits and cached_range[0] <= m * n * k <= cached_range[1]:
-                        sregimes |= 2
+                    if cached_range[0] <= m * n * k <= cached_range[1]:
+                        sregimes |= regimes & CACHED_BITS
                     strided = "0"
                     if sregimes:
                         strided = name + "_s"
                         # A form only cached batches run updates C as SMM_ADD_UPDATE_CACHED says.
-                        form = "STRIDED_CACHED" if sregimes == 2 else "STRIDED"
+                        form = "STRIDED_CACHED" if not sregimes & ~CACHED_BITS else "STRIDED"
                         out.append(f"SMM_DEFINE_SPECIALIZED_{form}({mv}, {nr}, {full}, {m}, {n}, {k}, {suffix})")
                         protos.append(f"void {strided}{ssig};")
                     table.append(f"  {{{ISA_IDS[isa]}, {dt_id}, {mv}, {nr}, {regimes}, {sregimes}, {m}, {n}, {k}, "

@@ -90,8 +90,14 @@ static double shape_cycles(const tile_model *md, int isa, int dtype, int64_t m, 
   return total;
 }
 
-/* The nominal weight of one vector FMA in 256-bit units: what the build-time generator assumes. */
-static int nominal_weight(int isa) { return isa == SMM_ISA_AVX512 ? 2 : 1; }
+/* The weight of one vector FMA in 256-bit units: 1 for ymm; for zmm the CPU's (2 where the core
+ * splits zmm work into halves, 1 where its units are full width). The build-time generator makes
+ * the specialised kernels of both weights' choices. */
+static int fma_weight(int isa, int zmm_weight)
+{
+  if (isa != SMM_ISA_AVX512) return 1;
+  return zmm_weight == 1 || zmm_weight == 2 ? zmm_weight : smm_cpu_zmm_weight();
+}
 
 /* The order in which equal costs are broken (indices into TILES: the earlier wins), per regime.
  * Cached operands prefer the 2x12 zmm tile to 3x8 where the model ties them (16^3 f64 on Zen 4,
@@ -119,24 +125,26 @@ static double select_in(int regime, int isa, int dtype, int64_t m, int64_t n, in
   return best;
 }
 
-void smm_select_tile(int isa, int dtype, int64_t m, int64_t n, int64_t k, int regime, int *mv, int *nr)
+void smm_select_tile(int isa, int dtype, int64_t m, int64_t n, int64_t k, int regime, int zmm_weight, int *mv,
+                     int *nr)
 {
   *mv = 0; *nr = 0;
   if (isa <= SMM_ISA_GENERIC || isa >= SMM_ISA_COUNT || (dtype != SMM_F64 && dtype != SMM_F32)) return;
-  select_in(regime == SMM_TILES_CACHED ? SMM_TILES_CACHED : SMM_TILES_ANY, isa, dtype, m, n, k, nominal_weight(isa),
-            mv, nr);
+  select_in(regime == SMM_TILES_CACHED ? SMM_TILES_CACHED : SMM_TILES_ANY, isa, dtype, m, n, k,
+            fma_weight(isa, zmm_weight), mv, nr);
 }
 
 /* Which ISA's tiles run a shape on a path: AVX-512 borrows AVX2 tiles (as BLIS configurations
  * borrow kernels) when the model says they are faster, with 512-bit FMAs weighted by
- * smm_cpu_zmm_weight() (2 where zmm work is split into two 256-bit halves). */
+ * smm_cpu_zmm_weight(). The zmm tile is chosen with the same weight: where the units are full
+ * width a zmm FMA costs what a ymm one does, so tiles that load less per FMA win (Emerald Rapids,
+ * cached 26^3: 4x6 54.7 GFLOP/s, 1x16 40.2; the weight-2 model chose 1x16). */
 static int code_isa_for(int regime, int isa, int dtype, int64_t m, int64_t n, int64_t k)
 {
   if (isa != SMM_ISA_AVX512) return isa;
   int mv5, nr5, mv2, nr2;
-  select_in(regime, SMM_ISA_AVX512, dtype, m, n, k, nominal_weight(SMM_ISA_AVX512), &mv5, &nr5);
+  const double c512 = select_in(regime, SMM_ISA_AVX512, dtype, m, n, k, smm_cpu_zmm_weight(), &mv5, &nr5);
   const double c256 = select_in(regime, SMM_ISA_AVX2, dtype, m, n, k, 1, &mv2, &nr2);
-  const double c512 = shape_cycles(&MODELS[regime], SMM_ISA_AVX512, dtype, m, n, k, mv5, nr5, smm_cpu_zmm_weight());
   return c256 < c512 ? SMM_ISA_AVX2 : SMM_ISA_AVX512;
 }
 
@@ -164,11 +172,14 @@ static kernel_choice choose(const smm_desc *d, int regime)
   const int isa = code_isa_for(regime, d->isa, d->dtype, d->m, d->n, d->k);
   /* Specialised kernels bake in tight leading dimensions (a transposed A is packed tight). */
   if (!d->trans_b && d->ldb == d->k && d->ldc == d->m && d->lda == (d->trans_a ? d->k : d->m)) {
+    /* Regime bits 0-1 are the choices with zmm weight 2 (and every AVX2 one), bits 2-3 those with
+     * full-width zmm units (smm_registry.h). */
+    const int bit = regime + (isa == SMM_ISA_AVX512 && smm_cpu_zmm_weight() == 1 ? 2 : 0);
     for (int i = 0; i < smm_spec_count; ++i) {
       const smm_spec_entry *s = &smm_spec_table[i];
       if (s->isa == isa && s->dtype == d->dtype && s->m == d->m && s->n == d->n && s->k == d->k
-          && (s->regimes >> regime & 1)) {
-        ch.fn = s->fn; ch.fn_strided = (s->strided_regimes >> regime & 1) ? s->fn_strided : NULL;
+          && (s->regimes >> bit & 1)) {
+        ch.fn = s->fn; ch.fn_strided = (s->strided_regimes >> bit & 1) ? s->fn_strided : NULL;
         ch.mv = s->mv; ch.nr = s->nr; ch.specialized = 1;
         ch.code_isa = (int8_t)isa;
         return ch;
@@ -176,7 +187,7 @@ static kernel_choice choose(const smm_desc *d, int regime)
     }
   }
   int mv, nr;
-  smm_select_tile(isa, d->dtype, d->m, d->n, d->k, regime, &mv, &nr);
+  smm_select_tile(isa, d->dtype, d->m, d->n, d->k, regime, 0, &mv, &nr);
   for (int t = 0; t < MAX_TILES; ++t) {
     const tile_entry *te = &TILES[isa][d->dtype][t];
     if (te->mv == mv && te->nr == nr) {

@@ -6,7 +6,8 @@
 /* A fully unrolled kernel of the build-time SMM_MNK list (table written by gen_specialized.py). */
 typedef struct smm_spec_entry {
   int8_t isa, dtype, mv, nr;
-  int8_t regimes;           /* bit SMM_TILES_ANY and/or bit SMM_TILES_CACHED: which choices this kernel is */
+  int8_t regimes;           /* which choices this kernel is: bit SMM_TILES_ANY and/or SMM_TILES_CACHED for
+                               AVX2 and for zmm weight 2, the same bits + 2 for full-width zmm units */
   int8_t strided_regimes;   /* the choices that use fn_strided (gen_specialized.py: STRIDED_*) */
   int32_t m, n, k;
   smm_kernel_fn fn;
@@ -20,8 +21,9 @@ extern const int smm_spec_count;
 enum smm_tile_regime { SMM_TILES_ANY = 0, SMM_TILES_CACHED = 1 };
 
 /* Register tile (vectors x columns) the cost model of `regime` picks for an m x n x k product on an
- * ISA path. */
-void smm_select_tile(int isa, int dtype, int64_t m, int64_t n, int64_t k, int regime, int *mv, int *nr);
+ * ISA path, weighing a zmm FMA as `zmm_weight` ymm ones (1 or 2; 0: the CPU's; unused off AVX-512). */
+void smm_select_tile(int isa, int dtype, int64_t m, int64_t n, int64_t k, int regime, int zmm_weight, int *mv,
+                     int *nr);
 
 /* 0 if the descriptor is valid for this build and CPU-independent rules, else an error code < 0. */
 int smm_desc_check(const smm_desc *d);
